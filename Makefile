@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 PYTEST_WORKERS ?= 2
 
-.PHONY: venv test test-slow bench clean reproduce reproduce-unet reproduce-unetpp reproduce-unet3p
+.PHONY: venv test test-slow bench clean reproduce reproduce-unet reproduce-unetpp reproduce-unet3p notebooks
 
 venv: $(STAMP)
 
@@ -22,8 +22,37 @@ test: venv
 test-slow: venv
 	$(PY) -m pytest -q -m slow tests
 
-reproduce-unet reproduce-unetpp reproduce-unet3p reproduce: venv
-	@echo "The reproduction pipeline is not implemented yet (see issue 6)." >&2; exit 2
+# The report's experiments (keras_unets/reproduce.py). PROFILE=quick|paper|smoke
+# (default: paper when a GPU is visible, quick otherwise; printed at the start),
+# DATA=folder of the ISBI 2012 files (default: $$ISBI2012_DIR, then
+# ~/.keras/datasets/isbi2012), RESULTS=where results/<profile>/ goes.
+# Each target writes results/<profile>/<experiment>/ and regenerates
+# results/<profile>/SUMMARY.md; re-running reuses finished trainings.
+PROFILE ?=
+DATA ?=
+RESULTS ?= results
+REPRODUCE = $(VENV)/bin/keras-unets reproduce
+REPRODUCE_ARGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(DATA),--data $(DATA)) --results $(RESULTS)
+
+reproduce-unet: venv
+	$(REPRODUCE) unet $(REPRODUCE_ARGS)
+
+reproduce-unetpp: venv
+	$(REPRODUCE) unetpp $(REPRODUCE_ARGS)
+
+reproduce-unet3p: venv
+	$(REPRODUCE) unet3p $(REPRODUCE_ARGS)
+
+reproduce: venv
+	$(REPRODUCE) all $(REPRODUCE_ARGS)
+
+# Every CPU benchmark script bench/bench_*.py (results in bench/results/).
+bench: venv
+	PY=$(PY) bash bench/run_all.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+
+# Regenerate notebooks/*.ipynb from their percent-format sources notebooks/NN_*.py.
+notebooks: venv
+	$(PY) notebooks/build.py

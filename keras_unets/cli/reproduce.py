@@ -1,5 +1,63 @@
-"""CLI commands (placeholder: filled in by the issue that owns it)."""
+"""``keras-unets reproduce``: the report's experiments, tables and figures.
+
+A thin layer over :mod:`keras_unets.reproduce` (imported lazily so that
+``keras-unets --help`` stays fast)::
+
+    keras-unets reproduce unet|unetpp|unet3p|all|summary [--profile quick|paper|smoke]
+                          [--results DIR] [--data DIR]
+"""
+import os
+import shlex
+import sys
+
+import click
+
+_EXPERIMENTS = ("unet", "unetpp", "unet3p")
 
 
 def register(group):
-    """Add this module's commands to group."""
+    """Add the ``reproduce`` command to ``group``."""
+    group.add_command(reproduce)
+
+
+@click.command("reproduce")
+@click.argument("experiment", type=click.Choice([*_EXPERIMENTS, "all", "summary"]))
+@click.option("--profile", type=click.Choice(["paper", "quick", "smoke"]), default=None,
+              help="Default: $PROFILE, else paper when a GPU is visible, else quick.")
+@click.option("--results", default="results", show_default=True,
+              type=click.Path(file_okay=False),
+              help="Results root; writes <results>/<profile>/<experiment>/.")
+@click.option("--data", "data_dir", default=None, type=click.Path(),
+              help="ISBI 2012 folder (default: $ISBI2012_DIR, then ~/.keras/datasets/isbi2012).")
+def reproduce(experiment, profile, results, data_dir):
+    """Train, evaluate and write the report's tables and figures for EXPERIMENT.
+
+    unet: Table I, Fig. 10, Fig. 11. unetpp: Table II, Fig. 12, pruning L1..L4.
+    unet3p: Fig. 13. all: the three. summary: only rewrite SUMMARY.md.
+    Every run rewrites <results>/<profile>/SUMMARY.md; finished trainings are
+    reused and interrupted ones resumed.
+    """
+    from keras_unets import reproduce as rep
+
+    command = " ".join(shlex.quote(a) for a in [os.path.basename(sys.argv[0]), *sys.argv[1:]])
+    if profile is None:
+        try:
+            profile, reason = rep.default_profile()
+        except ValueError as exc:  # $PROFILE names no profile
+            raise click.BadParameter(str(exc), param_hint="PROFILE") from None
+    else:
+        reason = "--profile"
+    try:
+        if experiment == "summary":
+            click.echo(f"profile: {profile} ({reason})")
+            click.echo(f"summary: {rep.write_summary(profile, results=results)}")
+            return
+        todo = _EXPERIMENTS if experiment == "all" else (experiment,)
+        rep.reproduce(todo, profile, results=results, data_dir=data_dir, command=command,
+                      log=click.echo, reason=reason)
+    except Exception as exc:
+        # Missing or malformed data: the data layer's message says where to put
+        # the files; no traceback.
+        if type(exc).__name__ in ("DataNotFoundError", "DataFormatError"):
+            raise click.ClickException(str(exc)) from None
+        raise

@@ -1,0 +1,570 @@
+"""The reproduction pipeline: writers, figures, profile choice, notebooks, and a
+smoke run of every experiment through to every table and figure file.
+
+The smoke run trains the ``smoke`` profile (tiny models, a few steps) on a
+small copy of the ISBI 2012 data (the 30 labelled slices cropped to 128 x 128
+and written to a temporary folder) so the whole pipeline takes about a minute
+on 2 CPU cores.
+"""
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_unets import reproduce as rep
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path):
+    path = Path(path)
+    return path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG_MAGIC
+
+
+# ---------------------------------------------------------------------------
+# Writers
+# ---------------------------------------------------------------------------
+def test_fmt_and_format_seconds_hand_values():
+    assert rep.fmt(0.91891) == "0.9189"
+    assert rep.fmt(0.91895, 3) == "0.919"
+    assert rep.fmt(31030593) == "31,030,593"
+    assert rep.fmt(np.int64(7)) == "7"
+    assert rep.fmt(None) == "–" and rep.fmt(float("nan")) == "–"
+    assert rep.fmt(True) == "yes"
+    assert rep.format_seconds(4.24) == "4.2 s"
+    assert rep.format_seconds(95) == "1 min 35 s"
+    assert rep.format_seconds(3725) == "1 h 02 min"  # 62 min 5 s
+    assert rep.format_seconds(None) == "–"
+
+
+def test_markdown_table_layout_and_escaping():
+    text = rep.markdown_table(["method", "acc"], [["a|b", 0.5], ["c", None]])
+    assert text.splitlines() == [
+        "| method | acc |",
+        "| --- | --- |",
+        "| a\\|b | 0.5000 |",
+        "| c | – |",
+    ]
+    with pytest.raises(ValueError, match=r"Received: row lengths \[1\]"):
+        rep.markdown_table(["a", "b"], [["only one"]])
+
+
+def test_write_experiment_writes_three_files_atomically(tmp_path):
+    prov = rep.provenance("keras-unets reproduce unet --profile smoke")
+    metrics = {"x": np.float32(0.5), "arr": np.arange(3), "nan": float("nan"), "p": tmp_path}
+    rep.write_experiment(tmp_path / "exp", metrics=metrics, table_md="# T\n", prov=prov)
+    m = json.loads((tmp_path / "exp" / "metrics.json").read_text())
+    assert m["x"] == 0.5 and m["arr"] == [0, 1, 2] and m["nan"] is None
+    assert m["provenance"]["command"] == "keras-unets reproduce unet --profile smoke"
+    table = (tmp_path / "exp" / "table.md").read_text()
+    assert table.startswith("# T\n") and "keras-unets reproduce unet --profile smoke" in table
+    assert json.loads((tmp_path / "exp" / "provenance.json").read_text())["versions"]["numpy"]
+    assert not [p for p in (tmp_path / "exp").iterdir() if ".tmp-" in p.name]
+
+
+def test_provenance_record():
+    prov = rep.provenance("cmd")
+    v, m = prov["versions"], prov["machine"]
+    assert v["python"].count(".") == 2 and v["numpy"] == np.__version__
+    assert v["keras_backend"] in ("tensorflow", "jax", "torch", "numpy")
+    assert m["cpu_count"] == os.cpu_count()
+    assert f"{os.cpu_count()}-core CPU" in m["description"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", prov["date_utc"])
+    commit = prov["git_commit"]
+    assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
+
+
+# ---------------------------------------------------------------------------
+# Profile choice
+# ---------------------------------------------------------------------------
+def _fake_nvidia_smi(folder, output, rc=0):
+    exe = Path(folder) / "nvidia-smi"
+    echo = "".join(f"echo '{line}'\n" for line in output.splitlines())  # shell builtins only
+    exe.write_text(f"#!/bin/sh\n{echo}exit {rc}\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    return exe
+
+
+def test_default_profile_paper_with_gpu_quick_without(tmp_path, monkeypatch):
+    monkeypatch.delenv("PROFILE", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi at all
+    assert rep.detect_gpu() is None
+    assert rep.default_profile()[0] == "quick"
+
+    _fake_nvidia_smi(tmp_path, "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1234)")
+    assert rep.detect_gpu() == "NVIDIA H100 80GB HBM3"
+    profile, reason = rep.default_profile()
+    assert profile == "paper" and "H100" in reason
+
+    _fake_nvidia_smi(tmp_path, "GPU 0: A (UUID: x)\nGPU 1: A (UUID: y)")
+    assert rep.detect_gpu() == "2 x A"
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # GPUs hidden
+    assert rep.default_profile()[0] == "quick"
+
+    monkeypatch.setenv("PROFILE", "smoke")  # explicit choice wins
+    assert rep.default_profile() == ("smoke", "PROFILE=smoke")
+    monkeypatch.setenv("PROFILE", "fast")
+    with pytest.raises(ValueError, match="Received: profile='fast'"):
+        rep.default_profile()
+
+
+def test_failing_nvidia_smi_means_no_gpu(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    _fake_nvidia_smi(tmp_path, "NVIDIA-SMI has failed because it couldn't communicate", rc=9)
+    assert rep.detect_gpu() is None
+
+
+# ---------------------------------------------------------------------------
+# Resizing for Table I
+# ---------------------------------------------------------------------------
+def test_half_resolution_hand_case_and_label_set():
+    img = np.array([[[0, 100, 10, 10], [200, 100, 10, 10], [255, 255, 0, 0], [255, 255, 0, 0]]],
+                   dtype=np.uint8)
+    half = rep.half_resolution(img)
+    # INTER_AREA at exactly 2x = mean of each 2x2 block: (0+100+200+100)/4 = 100.
+    np.testing.assert_array_equal(half, [[[100, 10], [255, 0]]])
+    lab = np.array([[[0, 255, 0, 0], [255, 255, 0, 255], [255, 255, 0, 0], [255, 255, 0, 0]]],
+                   dtype=np.uint8)
+    # block means 191.25 -> 255, 63.75 -> 0, 255, 0
+    np.testing.assert_array_equal(rep.half_resolution(lab, label=True), [[[255, 0], [255, 0]]])
+    up = rep.upsample(half, (4, 4))
+    assert up.shape == (1, 4, 4) and up.dtype == np.uint8
+    with pytest.raises(ValueError, match="Received: shape=\\(4, 4\\), dtype=float64"):
+        rep.half_resolution(np.zeros((4, 4)))
+
+
+def test_half_arm_costs_a_third_of_each_profile():
+    pytest.importorskip("keras_unets.profiles")
+    for profile in ("quick", "paper"):
+        settings = rep.profile_settings(profile, "unet")
+        got = rep.half_arm_kwargs(settings, (512, 512))
+        assert got["epochs"] == -(-settings["epochs"] // 3)  # ceil(E / 3)
+        limit = settings["time_limit_minutes"]
+        assert got.get("time_limit_minutes") == (limit / 3 if limit else None)
+        assert "crop" not in got or got["crop"] == 256
+    # hand cases: 10 epochs, 30 min -> 4 epochs, 10 min; an 80 x 40 crop on
+    # 64 x 64 half-size slices -> 40; a 64 crop on 50 x 50 slices -> 50
+    assert rep.half_arm_kwargs({"epochs": 10, "time_limit_minutes": 30, "crop": 256},
+                               (512, 512)) == {"epochs": 4, "time_limit_minutes": 10.0}
+    assert rep.half_arm_kwargs({"epochs": 3, "crop": (80, 40)}, (128, 128)) == {
+        "epochs": 1, "crop": 40}
+    assert rep.half_arm_kwargs({"epochs": 2, "crop": 64}, (100, 100)) == {
+        "epochs": 1, "crop": 50}
+
+
+# ---------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------
+def test_figures_are_pngs_and_check_their_input(tmp_path):
+    t = np.arange(256)
+    curve = 0.78 + 0.14 * np.exp(-((t - 90) / 60.0) ** 2)
+    assert _is_png(rep.plot_threshold_curve(curve, tmp_path / "f10.png", report_threshold=87))
+    assert _is_png(rep.plot_epoch_curves({"a": [0.8, 0.9, 0.85], "b": [0.7, 0.75, 0.8]},
+                                         tmp_path / "f11.png", reference=(0.9189, "report")))
+    assert _is_png(rep.plot_pruning(["L1", "L2"], [0.85, 0.9], [0.01, 0.02],
+                                    tmp_path / "prune.png", parameters=[100961, 511105]))
+    with pytest.raises(ValueError, match=r"Received: shape=\(10,\)"):
+        rep.plot_threshold_curve(np.zeros(10), tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="same length"):
+        rep.plot_pruning(["L1"], [0.8, 0.9], [0.1], tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_history_column_choice():
+    hist = {"loss": [1.0], "out1_acc": [0.7], "out4_acc": [0.8], "val_best_accuracy": [0.9]}
+    assert rep._train_accuracy(hist, "out4") == ("out4_acc", [0.8])
+    assert rep._train_accuracy({"accuracy": [0.5], "val_accuracy": [0.6]}) == ("accuracy", [0.5])
+    assert rep._train_accuracy({"acc": [0.5], "val_acc": [0.6]}) == ("acc", [0.5])
+    assert rep._train_accuracy({"loss": [1.0]}) == (None, None)
+
+
+# ---------------------------------------------------------------------------
+# Resumability of a training arm (train() replaced by a recorder)
+# ---------------------------------------------------------------------------
+def test_train_arm_reuses_finished_and_resumes_interrupted(tmp_path, monkeypatch):
+    training = pytest.importorskip("keras_unets.training")
+    calls = []
+
+    class Result:
+        last_epoch, best_epoch, best_threshold, best_accuracy = 2, 2, 120, 0.9
+        train_seconds, stopped_by_time_limit = 5.0, False
+        val_slices, val_source = (25, 26, 27, 28, 29), "test"
+
+    def fake_train(model_name, **kw):
+        calls.append((model_name, kw))
+        return Result()
+
+    monkeypatch.setattr(training, "train", fake_train, raising=False)
+    exp = tmp_path / "exp"
+    first = rep.train_arm(exp, "a", "unet", profile="smoke", log=lambda m: None, epochs=2)
+    assert calls[-1][1]["resume"] is None and calls[-1][1]["epochs"] == 2
+    assert first["train_seconds"] == 5.0 and (exp / "runs" / "a" / "DONE.json").exists()
+    # finished: reused without calling train again
+    assert rep.train_arm(exp, "a", "unet", profile="smoke", log=lambda m: None) == first
+    assert len(calls) == 1
+    # interrupted (a completed epoch but no DONE marker): resumed from its run directory
+    run_b = exp / "runs" / "b"
+    run_b.mkdir(parents=True)
+    (run_b / "state.json").write_text('{"epochs_completed": 1}')
+    rep.train_arm(exp, "b", "unetpp", profile="smoke", log=lambda m: None)
+    assert calls[-1][0] == "unetpp" and calls[-1][1]["resume"] == run_b
+
+
+# ---------------------------------------------------------------------------
+# Notebooks
+# ---------------------------------------------------------------------------
+def _load_build():
+    spec = importlib.util.spec_from_file_location("nb_build", ROOT / "notebooks" / "build.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_percent_format_parsing_hand_case():
+    build = _load_build()
+    text = ("import os\n\n# %% [markdown]\n# # Title\n#\n# Some *text*.\n\n"
+            "# %%\nx = 1\n\n\ny = 2\n\n# %% A titled cell\nprint(x)\n")
+    assert build.parse_percent(text) == [
+        ("code", "import os"),
+        ("markdown", "# Title\n\nSome *text*."),
+        ("code", "x = 1\n\n\ny = 2"),
+        ("code", "print(x)"),
+    ]
+    nb = build.to_notebook(build.parse_percent(text), "demo")
+    assert nb["nbformat"] == 4 and nb["nbformat_minor"] == 5
+    assert nb["cells"][2]["source"] == ["x = 1\n", "\n", "\n", "y = 2"]
+    assert nb["cells"][1]["cell_type"] == "markdown" and "outputs" not in nb["cells"][1]
+    assert len({c["id"] for c in nb["cells"]}) == 4
+    with pytest.raises(ValueError, match=r"Received: '# %% \[raw\]'"):
+        build.parse_percent("# %% [raw]\nx\n")
+
+
+def test_notebooks_are_built_and_up_to_date():
+    build = _load_build()
+    names = [p.stem for p in build.sources()]
+    assert names == ["01_unet", "02_unetpp", "03_unet3p"]
+    assert build.main(["--check"]) == 0, "run: python notebooks/build.py"
+    # Required/allowed keys from nbformat's v4.5 JSON schema
+    # (jupyter/nbformat, nbformat/v4/nbformat.v4.5.schema.json): cells have
+    # additionalProperties false; ids match ^[a-zA-Z0-9-_]+$, 1-64 characters.
+    keys = {"code": {"id", "cell_type", "metadata", "source", "outputs", "execution_count"},
+            "markdown": {"id", "cell_type", "metadata", "source"}}
+    for name in names:
+        nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+        assert set(nb) == {"metadata", "nbformat_minor", "nbformat", "cells"}
+        assert nb["nbformat"] == 4 and nb["nbformat_minor"] >= 5
+        assert {"name", "display_name"} <= set(nb["metadata"]["kernelspec"])
+        for cell in nb["cells"]:
+            assert set(cell) == keys[cell["cell_type"]]
+            assert re.fullmatch(r"[a-zA-Z0-9\-_]{1,64}", cell["id"])
+            assert all(isinstance(line, str) for line in cell["source"])
+        assert len({c["id"] for c in nb["cells"]}) == len(nb["cells"])
+        kinds = {c["cell_type"] for c in nb["cells"]}
+        assert kinds == {"code", "markdown"}
+        code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        compile(code, name, "exec")  # the notebook's code is valid Python
+        assert "PROFILE" in code
+
+
+# ---------------------------------------------------------------------------
+# Command line: missing data
+# ---------------------------------------------------------------------------
+def test_cli_without_data_says_where_to_put_it(tmp_path):
+    pytest.importorskip("keras_unets.data")
+    env = dict(os.environ, ISBI2012_DIR=str(tmp_path / "nowhere"), PROFILE="smoke")
+    out = subprocess.run(
+        [sys.executable, "-c", "from keras_unets.cli import main; main()", "reproduce", "unet",
+         "--results", str(tmp_path / "results")],
+        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+    )
+    assert out.returncode != 0
+    assert "profile: smoke (PROFILE=smoke)" in out.stdout
+    assert "ISBI 2012 data not found" in out.stderr and "nowhere" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    assert not (tmp_path / "results" / "smoke" / "unet").exists()
+
+
+# ---------------------------------------------------------------------------
+# Smoke run of the whole pipeline
+# ---------------------------------------------------------------------------
+FIGURES = {
+    "unet": ["figures/fig10_threshold.png", "figures/fig11_accuracy_per_epoch.png"],
+    "unetpp": ["figures/fig12_training_accuracy.png", "figures/unetpp_pruning.png",
+               "figures/unetpp_test_accuracy_per_epoch.png"],
+    "unet3p": ["figures/fig13_test_accuracy_per_epoch.png"],
+}
+SMOKE_SIZE = 128  # the 30 labelled slices cropped to 128 x 128 around the centre
+
+
+@contextlib.contextmanager
+def _file_lock(path):
+    """An exclusive lock across processes (pytest-xdist workers); POSIX flock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no parallel workers to fear
+        yield
+        return
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(isbi_dir, tmp_path_factory):
+    """``reproduce(all, profile="smoke")`` once per test session, even under xdist.
+
+    Returns ``(results/smoke root, log lines, small data folder)``. The data
+    is a 128 x 128 crop of the 30 ISBI 2012 slices (same layout). With
+    ``pytest -n``, the workers share one run through a lock in the common
+    temporary folder instead of each training the five smoke models.
+    """
+    from keras_unets.data import load_isbi2012, write_stack
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    work = shared / "reproduce-smoke"
+    with _file_lock(shared / "reproduce-smoke.lock"):
+        done = work / "done.json"
+        if not done.exists():
+            full = load_isbi2012(isbi_dir)
+            lo = (full.train_images.shape[1] - SMOKE_SIZE) // 2
+            cut = slice(lo, lo + SMOKE_SIZE)
+            small = work / "isbi_small"
+            for name, stack in (("train-volume.tif", full.train_images),
+                                ("train-labels.tif", full.train_labels),
+                                ("test-volume.tif", full.test_images)):
+                write_stack(small / name, np.ascontiguousarray(stack[:, cut, cut]))
+            log = []
+            path = rep.reproduce(rep.EXPERIMENTS, "smoke", results=work / "results",
+                                 data_dir=small, command="pytest smoke", log=log.append)
+            assert path == work / "results" / "smoke" / "SUMMARY.md"
+            done.write_text(json.dumps(log))
+    return work / "results" / "smoke", json.loads(done.read_text()), work / "isbi_small"
+
+
+@pytest.fixture(scope="module")
+def smoke_results(smoke_run):
+    """(results/smoke root, log lines) of the smoke run."""
+    return smoke_run[0], smoke_run[1]
+
+
+@pytest.fixture(scope="module")
+def small_isbi(smoke_run):
+    """The 128 x 128 ISBI 2012 copy the smoke run trained on."""
+    return smoke_run[2]
+
+
+def _metrics(root, exp):
+    return json.loads((root / exp / "metrics.json").read_text())
+
+
+def _check_accuracy(value):
+    assert isinstance(value, float) and 0.0 <= value <= 1.0, value
+
+
+@pytest.mark.parametrize("exp", rep.EXPERIMENTS)
+def test_smoke_every_file_is_written(smoke_results, exp):
+    root, _ = smoke_results
+    d = root / exp
+    for name in ("metrics.json", "table.md", "provenance.json"):
+        assert (d / name).is_file() and (d / name).stat().st_size > 50, name
+    for fig in FIGURES[exp]:
+        assert _is_png(d / fig), fig
+    m = _metrics(root, exp)
+    assert sorted(m["figures"]) == sorted(FIGURES[exp])
+    assert m["profile"] == "smoke" and m["provenance"]["command"] == "pytest smoke"
+    table = (d / "table.md").read_text()
+    for fig in FIGURES[exp]:
+        assert f"]({fig})" in table
+    assert "## Provenance" in table and "pytest smoke" in table
+    for s in m["summary"]:
+        for key in ("accuracy_as_report", "accuracy_blind", "accuracy_unbinarised"):
+            _check_accuracy(s[key])
+        # Binarising at any t < 255 keeps every pixel that raw equality counts
+        # (0 stays 0, 255 stays 255), so the tuned accuracy is never lower.
+        assert s["accuracy_as_report"] >= s["accuracy_unbinarised"]
+        assert 0 <= s["threshold_as_report"] <= 255 and 0 <= s["threshold_blind"] <= 255
+        for key in ("v_rand", "v_info"):
+            assert s[key] is None or 0.0 <= s[key] <= 1.0
+        assert s["parameters"] > 100 and s["epochs"] == 2
+        assert 0 < s["seconds_per_slice"] < 30 and s["train_seconds"] > 0
+
+
+def test_smoke_numbers_match_an_independent_recomputation(smoke_results, small_isbi):
+    """The U-Net's 'as the report' accuracy, recomputed with plain numpy."""
+    from keras_unets.data import load_split
+
+    root, _ = smoke_results
+    s = _metrics(root, "unet")["summary"][0]
+    data = load_split(small_isbi)
+    model = rep.load_model(root / "unet" / "runs" / "full", "best")
+    assert model.count_params() == s["parameters"]
+    pred, _ = rep.predict_uint8(model, data.x_test)
+    t = s["threshold_as_report"]
+    binarised = np.where(pred > t, 255, 0)
+    assert np.mean(binarised == data.y_test) == pytest.approx(s["accuracy_as_report"], abs=1e-12)
+    # ... and no threshold does better (it is the best of the sweep)
+    best = max(np.mean(np.where(pred > u, 255, 0) == data.y_test) for u in range(256))
+    assert best == pytest.approx(s["accuracy_as_report"], abs=1e-12)
+    # the membrane-only prediction (t = 255) is one of the candidates
+    assert s["accuracy_as_report"] >= np.mean(data.y_test == 0)
+
+
+def test_smoke_table1(smoke_results):
+    root, _ = smoke_results
+    m = _metrics(root, "unet")
+    assert set(m["table1"]) == {"resize_prediction", "resize_label", "retrain_full"}
+    for row in m["table1"].values():
+        _check_accuracy(row["raw_accuracy"])
+        _check_accuracy(row["best_accuracy"])
+        assert row["best_accuracy"] >= row["raw_accuracy"]
+    assert m["table1"]["retrain_full"]["best_accuracy"] == m["summary"][0]["accuracy_as_report"]
+    assert len(m["threshold_curve_25_29"]) == 256
+    assert max(m["threshold_curve_25_29"]) == pytest.approx(m["summary"][0]["accuracy_as_report"])
+    half = json.loads((root / "unet" / "runs" / "half" / "DONE.json").read_text())
+    assert half["epochs"] == 1  # a third of the smoke profile's 2 epochs, rounded up
+    table = (root / "unet" / "table.md").read_text()
+    assert "0.6754" in table and "0.7545" in table and "0.6996" in table
+
+
+def test_smoke_table2_and_pruning(smoke_results):
+    root, _ = smoke_results
+    m = _metrics(root, "unetpp")
+    levels = m["pruning"]
+    assert [lv["level"] for lv in levels] == ["L1", "L2", "L3", "L4"]
+    params = [lv["parameters"] for lv in levels]
+    assert params == sorted(params) and len(set(params)) == 4  # each level adds nodes
+    for lv in levels:
+        _check_accuracy(lv["accuracy"])
+        assert lv["seconds_per_slice"] > 0
+    assert m["table2"]["ds"] == {lv["head"]: lv["accuracy"] for lv in levels}
+    assert m["table2"]["no_ds"] == m["summary"][0]["accuracy_as_report"]
+    assert [s["network"] for s in m["summary"]] == ["UNet++", "UNet++ (deep supervision)"]
+    table = (root / "unetpp" / "table.md").read_text()
+    assert "0.878" in table and "0.917" in table
+
+
+def test_smoke_fig13_best_epoch(smoke_results):
+    root, _ = smoke_results
+    m = _metrics(root, "unet3p")
+    curve = m["test_accuracy_per_epoch"]
+    assert len(curve) == 2
+    assert m["best_epoch"] == int(np.argmax(curve)) + 1
+
+
+def test_smoke_summary_links_and_rows(smoke_results):
+    root, _ = smoke_results
+    text = (root / "SUMMARY.md").read_text()
+    for network, acc in (("U-Net", "0.9189"), ("UNet++", "0.917"), ("UNet 3+", "0.923")):
+        assert re.search(rf"^\| {re.escape(network)} \| {acc} \|", text, re.M), network
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) == sum(len(v) for v in FIGURES.values())
+    for link in links:
+        assert _is_png(root / link), link
+    assert "Not run yet" not in text
+    assert "2 epochs" in text and "-core CPU" in text
+
+
+def test_smoke_rerun_reuses_finished_runs(smoke_results, small_isbi):
+    """A second run of a target reuses every finished training (no retraining)."""
+    root, first_log = smoke_results
+    assert sum("training " in line for line in first_log) == 5  # full, half, ds, no_ds, main
+    ckpt = root / "unet3p" / "runs" / "main" / "best.keras"
+    before = ckpt.stat().st_mtime_ns
+    done = json.loads((root / "unet3p" / "runs" / "main" / "DONE.json").read_text())
+    log = []
+    again = rep.train_arm(root / "unet3p", "main", "unet3p", profile="smoke",
+                          data_dir=small_isbi, log=log.append)
+    assert again == done and ckpt.stat().st_mtime_ns == before
+    assert log == [f"[main] reusing finished run {root / 'unet3p' / 'runs' / 'main'} (2 epochs)"]
+
+
+def _smoke_env(root, small_isbi):
+    return dict(os.environ, PROFILE="smoke", RESULTS=str(root.parent),
+                ISBI2012_DIR=str(small_isbi), MPLBACKEND="Agg")
+
+
+def test_smoke_summary_script(smoke_results, small_isbi):
+    """experiments/summary.py in a subprocess rewrites SUMMARY.md from the metrics."""
+    root, _ = smoke_results
+    out = subprocess.run([sys.executable, str(ROOT / "experiments" / "summary.py"),
+                          "--results", str(root.parent)],
+                         capture_output=True, text=True, env=_smoke_env(root, small_isbi),
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "profile: smoke (PROFILE=smoke)" in out.stdout and "| UNet 3+ | 0.923 |" in out.stdout
+    assert (root / "SUMMARY.md").read_text() in out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", ["01_unet.py", "02_unetpp.py", "03_unet3p.py"])
+def test_smoke_notebooks_run(smoke_results, small_isbi, notebook):
+    """Each notebook's code runs top to bottom (reusing the smoke trainings)."""
+    root, _ = smoke_results
+    out = subprocess.run([sys.executable, str(ROOT / "notebooks" / notebook)],
+                         capture_output=True, text=True, env=_smoke_env(root, small_isbi),
+                         timeout=600, cwd=root)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "reusing finished run" in out.stdout and "## Provenance" in out.stdout
+
+
+def test_bench_run_all_runs_every_script_and_reports_failures(tmp_path):
+    """bench/run_all.sh on a copy with one passing and one failing fake script."""
+    import shutil
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    shutil.copy(ROOT / "bench" / "run_all.sh", bench / "run_all.sh")
+    (bench / "bench_ok.py").write_text("open('ran_ok', 'w').write('1')\n")
+    (bench / "bench_fail.py").write_text("open('ran_fail', 'w').write('1')\nraise SystemExit(3)\n")
+    (bench / "gpu_bench.py").write_text("raise SystemExit('device scripts are not run')\n")
+    env = dict(os.environ, PY=sys.executable)
+    out = subprocess.run(["bash", str(bench / "run_all.sh")], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 1
+    assert (tmp_path / "ran_ok").exists() and (tmp_path / "ran_fail").exists()
+    assert "bench/bench_ok.py: ok" in out.stdout
+    assert "1 of 2 failed: bench/bench_fail.py" in out.stderr
+    assert "device scripts" not in out.stdout + out.stderr
+    (bench / "bench_fail.py").unlink()
+    out = subprocess.run(["bash", str(bench / "run_all.sh")], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 0 and "all 1 scripts ran" in out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["unet.py", "unetpp.py", "unet3p.py"])
+def test_smoke_experiment_scripts_run(smoke_results, small_isbi, script):
+    """experiments/<net>.py reuses the smoke trainings and prints its table."""
+    root, _ = smoke_results
+    out = subprocess.run([sys.executable, str(ROOT / "experiments" / script),
+                          "--results", str(root.parent), "--data", str(small_isbi)],
+                         capture_output=True, text=True, env=_smoke_env(root, small_isbi),
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "reusing finished run" in out.stdout and "report" in out.stdout
+    assert out.stdout.strip().endswith("SUMMARY.md")
+
+
+def test_experiment_script_without_data_exits_with_the_message(tmp_path):
+    env = dict(os.environ, ISBI2012_DIR=str(tmp_path / "nowhere"))
+    out = subprocess.run([sys.executable, str(ROOT / "experiments" / "unet3p.py"),
+                          "--profile", "smoke", "--results", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 1
+    assert "ISBI 2012 data not found" in out.stderr and "Traceback" not in out.stderr
