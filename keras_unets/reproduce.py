@@ -1089,6 +1089,36 @@ def write_summary(profile, *, results="results"):
     return path
 
 
+def _data_dir_or_download(data_dir, log):
+    """Resolve the data folder; with no folder given anywhere, download it.
+
+    An explicit ``data_dir`` or ``$ISBI2012_DIR`` is used as is (a missing
+    folder there is an error). Otherwise the default cache folder
+    (``~/.keras/datasets/isbi2012``) is filled by
+    :func:`keras_unets.download.download_isbi2012`; when that fails (offline),
+    the error says where to put the files by hand.
+    """
+    import os
+
+    from keras_unets.data import ENV_VAR, DataNotFoundError, default_data_dir, resolve_data_dir
+
+    try:
+        return resolve_data_dir(data_dir)
+    except DataNotFoundError:
+        if data_dir is not None or os.environ.get(ENV_VAR):
+            raise
+    from keras_unets.download import DownloadError, download_isbi2012
+
+    dest = default_data_dir()
+    log(f"ISBI 2012 data not found; downloading it into {dest}")
+    try:
+        download_isbi2012(dest)
+    except DownloadError as exc:
+        raise DataNotFoundError(
+            f"ISBI 2012 data not found and the download failed:\n{exc}") from None
+    return resolve_data_dir(dest)
+
+
 def reproduce(experiments=EXPERIMENTS, profile=None, *, results="results", data_dir=None,
               command=None, log=print, reason=None):
     """Run the named experiments, then rewrite SUMMARY.md. Returns its path.
@@ -1115,7 +1145,7 @@ def reproduce(experiments=EXPERIMENTS, profile=None, *, results="results", data_
             f"Received: experiments={list(experiments)}"
         )
     if experiments:
-        data_dir = resolve_data_dir(data_dir)
+        data_dir = _data_dir_or_download(data_dir, log)
         log(f"data: {data_dir}")
     for exp in experiments:
         start = time.perf_counter()
