@@ -1,0 +1,176 @@
+"""Benchmark: paired augmentation, keras_unets.augment.Augmenter vs ImageDataGenerator.
+
+The report augments with Keras' ``ImageDataGenerator`` (rotation, shift,
+horizontal flip). Augmenting an image and its mask that way takes two
+``apply_transform`` calls with the same parameters (scipy
+``affine_transform``, order 1). ``Augmenter`` draws the same parameters and
+warps both with one OpenCV coordinate map (image bilinear, mask nearest).
+
+What is timed, on ONE core (``cv2.setNumThreads(1)`` and the OpenMP/BLAS
+thread variables set to 1 before numpy is imported), 512x512 ISBI slices:
+
+1. ``ImageDataGenerator``: ``get_random_transform`` + ``apply_transform`` on
+   the image and on the mask (float32, the dtype its iterators feed it);
+2. ``Augmenter.random_transform(image, mask, rng)``, same parameters
+   (rotation 10 degrees, shifts 0.1, horizontal flip, mirror fill), uint8;
+3. the same with the U-Net elastic deformation (3x3 grid, sigma 10 px).
+
+Pairs per second: the fastest of several runs, the methods interleaved
+so that they share the machine's load. Also counted: mask pixels
+that are neither 0 nor 255 after the warp (the peers' defect).
+
+Writes a markdown table to stdout and to ``bench/results/augment.md``.
+Run: ``.venv/bin/python bench/bench_augment.py [--repeats 5]``
+(``ISBI2012_DIR`` points at the data; without it synthetic slices are used).
+Goal (issue 4): >= 300 pairs/s and >= 50x ImageDataGenerator.
+"""
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+             "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+    os.environ[_var] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+cv2.setNumThreads(1)
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from keras_unets.augment import Augmenter, get_image_data_generator_class  # noqa: E402
+from keras_unets.io import atomic_write_text  # noqa: E402
+
+PARAMS = dict(rotation_range=10, width_shift_range=0.1, height_shift_range=0.1, horizontal_flip=True)
+
+
+def load_data(n=8):
+    """Up to ``n`` training slices and labels (uint8 512x512), or synthetic ones."""
+    value = os.environ.get("ISBI2012_DIR")
+    if value and (Path(value) / "train-volume.tif").exists():
+        import tifffile
+
+        images = tifffile.imread(Path(value) / "train-volume.tif")[:n]
+        labels = tifffile.imread(Path(value) / "train-labels.tif")[:n]
+        return images, labels, f"ISBI 2012 train slices 0-{n - 1} ({value})"
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 512, 512), dtype=np.uint8)
+    blobs = [cv2.GaussianBlur(rng.random((512, 512)), (0, 0), 4) for _ in range(n)]
+    labels = np.stack([np.where(b > 0.5, 255, 0) for b in blobs]).astype(np.uint8)
+    return images, labels, "synthetic 512x512 slices (no ISBI2012_DIR)"
+
+
+def time_pairs(fn, images, labels, pairs):
+    """Pairs/s of one run of ``pairs`` calls ``fn(image, mask, k)``."""
+    start = time.perf_counter()
+    for k in range(pairs):
+        fn(images[k % len(images)], labels[k % len(labels)], k)
+    return pairs / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--pairs", type=int, default=300, help="pairs per run for Augmenter")
+    parser.add_argument("--idg-pairs", type=int, default=8, help="pairs per run for ImageDataGenerator")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "augment.md"))
+    args = parser.parse_args(argv)
+
+    images, labels, source = load_data()
+    idg_class = get_image_data_generator_class()
+    methods, nonbinary = [], {}  # (label, transform, fn, images, labels, pairs)
+
+    if idg_class is not None:
+        idg = idg_class(fill_mode="reflect", **PARAMS)
+        fimages = images[..., None].astype(np.float32)
+        flabels = labels[..., None].astype(np.float32)
+        nonbinary["idg"] = []
+
+        def idg_pair(image, mask, k):
+            params = idg.get_random_transform(image.shape, seed=k)
+            out_image = idg.apply_transform(image, params)
+            out_mask = idg.apply_transform(mask, params)
+            nonbinary["idg"].append(np.count_nonzero((out_mask != 0) & (out_mask != 255)) / out_mask.size)
+            return out_image, out_mask
+
+        methods.append(("`ImageDataGenerator.apply_transform` x 2 (scipy, order 1)", "rotation, shift, flip",
+                        idg_pair, fimages, flabels, args.idg_pairs))
+
+    for name, elastic in (("no elastic", False), ("elastic 3x3, sigma 10 px", True)):
+        aug = Augmenter(elastic=elastic, **PARAMS)
+        nonbinary[name] = []
+
+        def ours_pair(image, mask, k, aug=aug, rng=np.random.default_rng(0), bad=nonbinary[name]):
+            out_image, out_mask = aug.random_transform(image, mask, rng)
+            if k % 25 == 0:
+                bad.append(np.count_nonzero((out_mask != 0) & (out_mask != 255)) / out_mask.size)
+            return out_image, out_mask
+
+        methods.append((f"`Augmenter.random_transform` (cv2.remap, one map), {name}",
+                        "rotation, shift, flip" + (", elastic" if elastic else ""), ours_pair, images, labels,
+                        args.pairs))
+
+    for _, _, fn, ims, labs, _ in methods:  # warm-up (caches, lazy imports)
+        fn(ims[0], labs[0], 0)
+    rates = [[] for _ in methods]
+    load_before = os.getloadavg()[0]
+    for _ in range(args.repeats):  # interleaved, so every method sees the same machine load
+        for i, (_, _, fn, ims, labs, pairs) in enumerate(methods):
+            rates[i].append(time_pairs(fn, ims, labs, pairs))
+    load_after = os.getloadavg()[0]
+    rows = [(m[0], m[1], max(r)) for m, r in zip(methods, rates)]
+    nonbinary = {k: float(np.mean(v)) for k, v in nonbinary.items()}
+    idg_rate = rows[0][2] if idg_class is not None else None
+
+    machine = (
+        f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs (os.cpu_count), "
+        f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}. "
+        "Shared 2-core dev box: timings are indicative. One thread for every library. "
+        f"Load average (1 min) {load_before:.1f} before, {load_after:.1f} after."
+    )
+    lines = [
+        "# Paired augmentation: Augmenter vs ImageDataGenerator (one core)",
+        "",
+        f"Data: {source}; 512x512 image + mask pairs. Parameters: {PARAMS}, reflect/mirror fill.",
+        f"Machine: {machine}",
+        "",
+        "| method | transform | pairs/s | ms/pair | vs ImageDataGenerator |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for method, transform, rate in rows:
+        ratio = f"{rate / idg_rate:,.0f}x" if idg_rate else "n/a"
+        lines.append(f"| {method} | {transform} | {rate:,.1f} | {1000 / rate:.2f} | {ratio} |")
+    lines.append("")
+    lines.append(
+        f"Fastest of {args.repeats} interleaved runs ({args.pairs} pairs per run for Augmenter, "
+        f"{args.idg_pairs} for ImageDataGenerator); each pair includes drawing the parameters."
+    )
+    if "idg" in nonbinary:
+        lines.append(
+            f"Mask pixels neither 0 nor 255 after the warp: ImageDataGenerator {100 * nonbinary['idg']:.2f} %, "
+            f"Augmenter {100 * max(v for k, v in nonbinary.items() if k != 'idg'):.2f} %."
+        )
+    ours = min(r[2] for r in rows[-2:])
+    speed = "met" if ours >= 300 else "NOT met"
+    line = f"Goals: >= 300 pairs/s {speed} (slowest Augmenter row {ours:,.0f} pairs/s)"
+    if idg_rate:
+        ratio = "met" if ours / idg_rate >= 50 else "NOT met"
+        line += (
+            f"; >= 50x ImageDataGenerator {ratio} ({ours / idg_rate:,.0f}x: ImageDataGenerator takes "
+            f"{500 / idg_rate:.1f} ms per 512x512 image here, not the ~200 ms of FACTS.md section 3)"
+        )
+    lines.append(line + ".")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    atomic_write_text(args.out, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
