@@ -1,5 +1,208 @@
-"""CLI commands (placeholder: filled in by the issue that owns it)."""
+"""``keras-unets train``, ``keras-unets predict`` and ``keras-unets profiles``.
+
+A thin click layer over :func:`keras_unets.training.train`,
+:func:`keras_unets.predict.predict_tiled` and :mod:`keras_unets.profiles`.
+"""
+import json
+import sys
+from pathlib import Path
+
+import click
+
+_RESUME_FROM_OUT = "__from_out__"
+
+
+def _parse_set(pairs):
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(
+                f"expected KEY=VALUE (VALUE as JSON, e.g. filters=16). Received: {pair!r}",
+                param_hint="--set")
+        key, value = pair.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@click.command("train")
+@click.argument("model")
+@click.option("--profile", default="quick", show_default=True,
+              help="paper, quick or smoke (see `keras-unets profiles`).")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="ISBI 2012 folder (default: $ISBI2012_DIR, then ~/.keras/datasets/isbi2012).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run directory (default runs/<model>-<profile>-<timestamp>).")
+@click.option("--epochs", type=int, default=None)
+@click.option("--steps-per-epoch", type=int, default=None,
+              help="Batches per epoch (profile default; paper UNet++/UNet 3+: one pass).")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--crop", type=int, default=None, help="Random crop size in pixels.")
+@click.option("--seed", type=int, default=None)
+@click.option("--lr", "learning_rate", type=float, default=None, help="Learning rate.")
+@click.option("--mixed-precision", is_flag=True, help="Keras mixed_float16 policy.")
+@click.option("--strategy", type=click.Choice(["default", "mirrored"]), default="default",
+              show_default=True, help="mirrored: tf.distribute.MirroredStrategy (TensorFlow).")
+@click.option("--resume", default=None, is_flag=False, flag_value=_RESUME_FROM_OUT,
+              metavar="[RUN_DIR]",
+              help="Continue a run from its last.keras (RUN_DIR, or --out's).")
+@click.option("--val-slices", default=None,
+              help="Validation slices, e.g. 20-24 (held out of training). "
+                   "Default: the report's test slices 25-29.")
+@click.option("--time-limit", "time_limit_minutes", type=float, default=None,
+              help="Stop cleanly after this many minutes.")
+@click.option("--set", "set_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Builder argument, e.g. --set filters=8 (repeatable).")
+@click.option("--verbose", type=click.Choice(["auto", "0", "1", "2"]), default="auto",
+              show_default=True, help="Keras fit verbosity.")
+def train_cmd(model, profile, data_dir, out, epochs, steps_per_epoch, batch_size, crop,
+              seed, learning_rate, mixed_precision, strategy, resume, val_slices,
+              time_limit_minutes, set_pairs, verbose):
+    """Train MODEL (e.g. unet, unetpp, unetpp_ds, unet3p) into a run directory."""
+    from keras_unets.data import DataNotFoundError
+    from keras_unets.training import train
+
+    if resume == _RESUME_FROM_OUT:
+        if out is None:
+            raise click.UsageError("--resume without RUN_DIR needs --out RUN_DIR.")
+        resume = out
+    try:
+        result = train(
+            model, profile=profile, data_dir=data_dir, out=out, resume=resume,
+            epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
+            crop=crop, seed=seed, val_slices=val_slices, learning_rate=learning_rate,
+            mixed_precision=mixed_precision, strategy=strategy,
+            time_limit_minutes=time_limit_minutes,
+            model_kwargs=_parse_set(set_pairs) or None,
+            verbose=verbose if verbose == "auto" else int(verbose),
+            command_line=["keras-unets"] + sys.argv[1:],
+        )
+    except (ValueError, FileNotFoundError, FileExistsError, DataNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    summary = result.to_json()
+    summary.pop("history", None)
+    click.echo(json.dumps(summary, indent=2))
+
+
+def _input_kind(path):
+    path = Path(path)
+    if path.is_dir():
+        return "folder"
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return "tiff"
+    return "image"
+
+
+def _run_threshold(checkpoint):
+    """The best threshold stored next to a checkpoint of a run directory."""
+    results = Path(checkpoint).parent / "results.json"
+    if results.exists():
+        try:
+            t = json.loads(results.read_text()).get("best_threshold")
+        except (OSError, ValueError):
+            return None
+        if isinstance(t, int) and 0 <= t <= 255:
+            return t
+    return None
+
+
+def _run_from_logits(checkpoint):
+    cfg = Path(checkpoint).parent / "config.json"
+    if cfg.exists():
+        try:
+            return bool(json.loads(cfg.read_text())["config"]["from_logits"])
+        except (OSError, ValueError, KeyError):
+            return None
+    return None
+
+
+@click.command("predict")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder: probabilities and masks.")
+@click.option("--tile", type=int, default=None,
+              help="Input tile size (default: the model's, else near 256).")
+@click.option("--tta", is_flag=True, help="Average the 8 flips/90-degree rotations.")
+@click.option("--threshold", type=click.IntRange(0, 255), default=None,
+              help="Binarise pred > T (default: the run's best threshold, else 127).")
+@click.option("--batch-size", type=int, default=4, show_default=True, help="Tiles per batch.")
+def predict_cmd(checkpoint, input_path, out, tile, tta, threshold, batch_size):
+    """Overlap-tile prediction of INPUT (TIFF stack, image or PNG folder).
+
+    Writes OUT/probabilities and OUT/masks (uint8 0-255; pred > T -> 255) as
+    TIFF if INPUT is a TIFF, else as a folder of PNGs named like INPUT's
+    slices; `keras-unets evaluate OUT/probabilities.tif LABELS` reads them.
+    """
+    import numpy as np
+
+    from keras_unets.data import (
+        DataFormatError,
+        DataNotFoundError,
+        read_stack,
+        stack_indices,
+        write_stack,
+    )
+    from keras_unets.metrics import to_uint8
+    from keras_unets.predict import predict_tiled
+    from keras_unets.training import load_run_model
+
+    ckpt = Path(checkpoint)
+    try:
+        model = load_run_model(ckpt.parent, ckpt, compile=False)
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        images = read_stack(input_path)
+    except (DataNotFoundError, DataFormatError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if threshold is None:
+        threshold = _run_threshold(ckpt)
+        threshold = 127 if threshold is None else threshold
+    try:
+        prob = predict_tiled(model, images, tile=tile, tta=tta, batch_size=batch_size,
+                             from_logits=_run_from_logits(ckpt))
+    except ValueError as exc:
+        raise click.ClickException(f"{input_path}: {exc}") from exc
+    pred = to_uint8(np.clip(prob, 0.0, 1.0))
+    masks = np.where(pred > threshold, 255, 0).astype(np.uint8)
+    out = Path(out)
+    kind = _input_kind(input_path)
+    if kind == "folder":
+        ids = stack_indices(input_path)
+        for sub, arr in (("probabilities", pred), ("masks", masks)):
+            for i, sl in zip(ids, arr):
+                write_stack(out / sub / f"{i}.png", sl)
+        written = [out / "probabilities", out / "masks"]
+    else:
+        written = [out / "probabilities.tif", out / "masks.tif"]
+        write_stack(written[0], pred)
+        write_stack(written[1], masks)
+    click.echo(json.dumps({
+        "checkpoint": str(ckpt), "input": str(input_path), "slices": int(len(pred)),
+        "tile": tile, "tta": bool(tta), "threshold": int(threshold),
+        "probabilities": str(written[0]), "masks": str(written[1]),
+    }, indent=2))
+
+
+@click.command("profiles")
+@click.option("--profile", default=None, help="Only this profile.")
+@click.option("--model", default=None,
+              help="Resolve for this model (defaults + per-network overrides).")
+def profiles_cmd(profile, model):
+    """Print the training profiles as JSON (paper, quick, smoke)."""
+    from keras_unets.profiles import format_profiles
+
+    try:
+        click.echo(format_profiles(profile, model))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def register(group):
-    """Add this module's commands to group."""
+    """Add ``train``, ``predict`` and ``profiles`` to ``group``."""
+    group.add_command(train_cmd)
+    group.add_command(predict_cmd)
+    group.add_command(profiles_cmd)

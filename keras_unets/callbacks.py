@@ -1,0 +1,443 @@
+"""Keras callbacks for training runs: threshold sweep, atomic checkpoints, time limit.
+
+:class:`ThresholdSweep` reproduces the evaluation of the "U-Net School"
+report (Liu, Shi, Chen; sec. IV and Fig. 10/11): the network's probability
+map is stored as ``uint8`` 0-255, binarised with ``pred > t``, and compared
+pixel by pixel with the 0/255 label; the report found the best threshold
+(87 for its U-Net) by trying them all on slices 25-29. Here all 256
+thresholds are swept after every epoch with the histogram sweep of
+:func:`keras_unets.metrics.threshold_sweep` (one pass instead of 256), and
+the best threshold and accuracy go into the Keras ``logs`` so that
+``ModelCheckpoint``/``EarlyStopping``/:class:`AtomicCheckpoint` can monitor
+``val_best_accuracy``. **Order matters**: Keras hands the same ``logs`` dict
+to the callbacks in list order, so ``ThresholdSweep`` must come before any
+callback that reads its keys (``History`` is always last).
+
+Everything here is backend-independent (numpy + ``model.predict_on_batch``).
+"""
+import csv
+import io
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_unets.io import atomic_write, atomic_write_json, atomic_write_text
+from keras_unets.metrics import threshold_sweep, to_uint8
+from keras_unets.predict import _run
+
+__all__ = [
+    "ThresholdSweep",
+    "AtomicCheckpoint",
+    "TimeLimit",
+    "read_threshold_table",
+    "plot_threshold_curve",
+    "plot_accuracy_per_epoch",
+    "save_model_atomic",
+]
+
+_ACC_COLUMNS = [f"acc_{t:03d}" for t in range(256)]
+THRESHOLD_COLUMNS = ["epoch", "output", "best_threshold", "best_accuracy"] + _ACC_COLUMNS
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
+
+
+def _main_output_name(model):
+    names = list(model.output_names)
+    try:
+        from keras_unets.models import main_output_name
+
+        return main_output_name(model)
+    except Exception:  # noqa: BLE001 - fall back to the last output
+        return names[-1]
+
+
+def _predict_whole(model, x, batch_size):
+    """Forward pass over whole slices, one dict ``name -> (N, H, W)`` float32."""
+    names = list(model.output_names)
+    chunks = {name: [] for name in names}
+    for start in range(0, len(x), batch_size):
+        pred = _run(model, x[start:start + batch_size])
+        if isinstance(pred, dict):
+            items = [(n, pred[n]) for n in names]
+        elif isinstance(pred, (list, tuple)):
+            items = list(zip(names, pred))
+        else:
+            items = [(names[0], pred)]
+        for name, value in items:
+            value = np.asarray(value, dtype=np.float32)
+            chunks[name].append(value[..., 0] if value.ndim == 4 else value)
+    return {name: np.concatenate(v) for name, v in chunks.items() if v}
+
+
+class ThresholdSweep(keras.callbacks.Callback):
+    """After each epoch: predict validation slices, sweep thresholds 0..255.
+
+    Writes into ``logs``: ``val_best_threshold`` and ``val_best_accuracy``
+    (main output, :func:`keras_unets.models.main_output_name`); for a
+    deep-supervision model also ``val_{head}_best_threshold`` /
+    ``val_{head}_best_accuracy`` per head and, with ``average_heads``, for
+    ``mean`` (the UNet++ "accurate mode": the average of the heads).
+
+    Args:
+        images: ``uint8`` ``(N, H, W)`` validation slices.
+        labels: ``uint8`` ``(N, H, W)`` {0, 255} labels.
+        csv_path: ``thresholds.csv``: one row per epoch and output with the
+            Keras epoch index (0-based, as in ``history.csv``), output name,
+            best threshold and accuracy, and the 256 accuracies
+            ``acc_000..acc_255`` of ``pred > t``. Rewritten atomically every
+            epoch; rows of epochs at or after a resumed run's first epoch are
+            dropped.
+        curve_path: PNG of the last epoch's accuracy vs threshold (Fig. 10).
+        history_path: PNG of the best accuracy per epoch (Fig. 11).
+        tile: ``None`` to predict whole slices (same-padding models), or a
+            tile size for :func:`keras_unets.predict.predict_tiled` (needed
+            for valid-padding models).
+        batch_size: slices (or tiles) per forward pass.
+        from_logits: the model outputs logits: apply a sigmoid in numpy.
+        average_heads: also score the mean of deep-supervision heads.
+        prefix: key prefix in ``logs`` (``"val_"``).
+        verbose: print one line per epoch.
+    """
+
+    def __init__(self, images, labels, *, csv_path=None, curve_path=None,
+                 history_path=None, tile=None, batch_size=2, from_logits=False,
+                 average_heads=True, prefix="val_", verbose=0):
+        super().__init__()
+        images = np.asarray(images)
+        labels = np.asarray(labels)
+        if images.dtype != np.uint8 or images.ndim != 3:
+            raise ValueError(
+                "ThresholdSweep needs uint8 (N, H, W) validation images. "
+                f"Received: dtype={images.dtype}, shape={images.shape}"
+            )
+        if labels.shape != images.shape:
+            raise ValueError(
+                "Validation labels must have the images' shape. Received: "
+                f"images.shape={images.shape}, labels.shape={labels.shape}"
+            )
+        self.images = images
+        self.labels = labels
+        self.csv_path = Path(csv_path) if csv_path else None
+        self.curve_path = Path(curve_path) if curve_path else None
+        self.history_path = Path(history_path) if history_path else None
+        self.tile = tile
+        self.batch_size = int(batch_size)
+        self.from_logits = bool(from_logits)
+        self.average_heads = bool(average_heads)
+        self.prefix = prefix
+        self.verbose = verbose
+        self.rows = []
+        self.last_sweeps = {}
+        self.seconds = []
+
+    # ------------------------------------------------------------- prediction
+    def predict(self, model=None):
+        """Probabilities ``name -> float32 (N, H, W)`` for every output."""
+        model = model or self.model
+        names = list(model.output_names)
+        if self.tile is None:
+            x = self.images[..., None].astype(np.float32) / 255.0
+            probs = _predict_whole(model, x, self.batch_size)
+        else:
+            from keras_unets.predict import predict_tiled
+
+            probs = {
+                name: predict_tiled(model, self.images, tile=self.tile,
+                                    batch_size=self.batch_size, output=name,
+                                    from_logits=False, progress=False)
+                for name in names
+            }
+        if self.from_logits:
+            probs = {k: _sigmoid(v) for k, v in probs.items()}
+        for name, p in probs.items():
+            if p.shape != self.images.shape:
+                raise ValueError(
+                    f"Output {name!r} predicts {p.shape[1:]} for slices of "
+                    f"{self.images.shape[1:]}: a valid-padding model needs "
+                    "tile=<input tile> for overlap-tile prediction."
+                )
+        return probs
+
+    def sweep(self, model=None):
+        """``{name: (256,) accuracies}`` for every output (+ ``mean``)."""
+        probs = self.predict(model)
+        heads = [n for n in probs if n != "cls"]
+        sweeps = {}
+        for name in heads:
+            sweeps[name] = threshold_sweep(to_uint8(np.clip(probs[name], 0, 1)), self.labels)
+        if self.average_heads and len(heads) > 1:
+            mean = np.mean([probs[n] for n in heads], axis=0)
+            sweeps["mean"] = threshold_sweep(to_uint8(np.clip(mean, 0, 1)), self.labels)
+        return sweeps
+
+    # -------------------------------------------------------------- callbacks
+    def on_train_begin(self, logs=None):
+        self.rows = []
+        if self.csv_path is not None and self.csv_path.exists():
+            self.rows = read_threshold_table(self.csv_path)
+
+    def set_initial_epoch(self, initial_epoch):
+        """Drop rows of epochs ``>= initial_epoch`` (a resumed run redoes them)."""
+        if self.csv_path is not None and self.csv_path.exists():
+            rows = read_threshold_table(self.csv_path)
+            keep = [r for r in rows if int(r["epoch"]) < initial_epoch]
+            if len(keep) != len(rows):
+                self._write_rows(keep)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        start = time.perf_counter()
+        sweeps = self.sweep()
+        main = _main_output_name(self.model)
+        several = len([n for n in sweeps if n != "mean"]) > 1
+        new_rows = []
+        for name, acc in sweeps.items():
+            t = int(np.argmax(acc))
+            best = float(acc[t])
+            if name == main:
+                logs[f"{self.prefix}best_threshold"] = t
+                logs[f"{self.prefix}best_accuracy"] = best
+            if several:
+                logs[f"{self.prefix}{name}_best_threshold"] = t
+                logs[f"{self.prefix}{name}_best_accuracy"] = best
+            row = {"epoch": int(epoch), "output": name, "best_threshold": t,
+                   "best_accuracy": best}
+            row.update({c: float(a) for c, a in zip(_ACC_COLUMNS, acc)})
+            new_rows.append(row)
+        self.last_sweeps = sweeps
+        self.rows = [r for r in self.rows if int(r["epoch"]) != int(epoch)] + new_rows
+        if self.csv_path is not None:
+            self._write_rows(self.rows)
+        if self.curve_path is not None:
+            plot_threshold_curve(sweeps, self.curve_path, main=main,
+                                 title=f"Epoch {epoch + 1}: accuracy vs threshold")
+        if self.history_path is not None:
+            plot_accuracy_per_epoch(self.rows, self.history_path)
+        self.seconds.append(time.perf_counter() - start)
+        if self.verbose:
+            print(f"\nepoch {epoch + 1}: {self.prefix}best_accuracy="
+                  f"{logs[f'{self.prefix}best_accuracy']:.4f} at threshold "
+                  f"{logs[f'{self.prefix}best_threshold']} ({self.seconds[-1]:.1f} s)")
+
+    def _write_rows(self, rows):
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=THRESHOLD_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt(row[k]) for k in THRESHOLD_COLUMNS})
+        atomic_write_text(self.csv_path, buf.getvalue())
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return value
+
+
+def read_threshold_table(path):
+    """Rows of a ``thresholds.csv`` as dicts (numbers parsed)."""
+    rows = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            out = {"epoch": int(row["epoch"]), "output": row["output"],
+                   "best_threshold": int(row["best_threshold"]),
+                   "best_accuracy": float(row["best_accuracy"])}
+            out.update({c: float(row[c]) for c in _ACC_COLUMNS if c in row})
+            rows.append(out)
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Figures (matplotlib Agg, no pyplot state)
+# ---------------------------------------------------------------------------
+def _figure():
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(6, 4), dpi=100)
+
+
+def _save_png(fig, path):
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format="png", bbox_inches="tight")
+
+
+def plot_threshold_curve(sweeps, path, *, main=None, title=None):
+    """Accuracy vs binarisation threshold 0..255 (the report's Fig. 10)."""
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    for name, acc in sweeps.items():
+        acc = np.asarray(acc)
+        t = int(np.argmax(acc))
+        lw = 2.0 if name == main else 1.0
+        ax.plot(np.arange(256), acc, lw=lw,
+                label=f"{name}: best {acc[t]:.4f} at t={t}")
+        ax.plot([t], [acc[t]], "o", color=ax.lines[-1].get_color())
+    ax.set_xlabel("threshold t (pred > t -> cell)")
+    ax.set_ylabel("pixel accuracy")
+    ax.set_xlim(0, 255)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    _save_png(fig, path)
+
+
+def plot_accuracy_per_epoch(rows, path):
+    """Best pixel accuracy per epoch for each output (the report's Fig. 11)."""
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    outputs = []
+    for r in rows:
+        if r["output"] not in outputs:
+            outputs.append(r["output"])
+    for name in outputs:
+        pts = sorted((int(r["epoch"]) + 1, float(r["best_accuracy"]))
+                     for r in rows if r["output"] == name)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("best pixel accuracy (validation)")
+    ax.grid(alpha=0.3)
+    if outputs:
+        ax.legend(fontsize=8)
+    _save_png(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints and time limit
+# ---------------------------------------------------------------------------
+def save_model_atomic(model, path):
+    """``model.save`` to a temporary ``.keras`` sibling, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Every epoch: ``last.keras``, ``best.keras`` if improved, then ``state.json``.
+
+    Files are written to a temporary name in the run folder and moved into
+    place, so a kill leaves the previous complete checkpoint; ``state.json``
+    is written after ``last.keras`` and says which epoch it holds, so a
+    resumed run loses at most the epoch that was running.
+
+    Args:
+        run_dir: the run directory.
+        monitor: log key deciding ``best.keras`` (``val_best_accuracy``).
+        mode: ``"max"`` or ``"min"``.
+        state: dict of extra fields to keep in ``state.json`` (updated with
+            ``epochs_completed``, ``best_value``, ``best_epoch``, ``last_logs``).
+    """
+
+    def __init__(self, run_dir, *, monitor="val_best_accuracy", mode="max", state=None):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min'. Received: mode={mode!r}")
+        self.run_dir = Path(run_dir)
+        self.monitor = monitor
+        self.mode = mode
+        self.state = dict(state or {})
+        self.best_value = self.state.get("best_value")
+        self.best_epoch = self.state.get("best_epoch")
+
+    def _better(self, value):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        if self.best_value is None:
+            return True
+        return value > self.best_value if self.mode == "max" else value < self.best_value
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        value = None if value is None else float(value)
+        save_model_atomic(self.model, self.run_dir / "last.keras")
+        if self._better(value):
+            self.best_value = value
+            self.best_epoch = int(epoch) + 1
+            save_model_atomic(self.model, self.run_dir / "best.keras")
+        elif not (self.run_dir / "best.keras").exists():
+            save_model_atomic(self.model, self.run_dir / "best.keras")
+            self.best_epoch = int(epoch) + 1
+        self.state.update({
+            "epochs_completed": int(epoch) + 1,
+            "monitor": self.monitor,
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "last_logs": {k: _jsonable(v) for k, v in logs.items()},
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+        atomic_write_json(self.run_dir / "state.json", self.state)
+
+
+def _jsonable(value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value if math.isfinite(value) else None
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stop training cleanly before ``minutes`` have passed.
+
+    Checks after every batch; stops when the elapsed time plus the time the
+    epoch-end work (validation sweep, checkpoints) took last time would pass
+    the limit. Keras then ends the epoch early and still calls every
+    ``on_epoch_end`` (sweep, checkpoints, CSV), so nothing is lost.
+    ``stopped_epoch`` is the 0-based epoch it stopped in, else ``None``.
+    """
+
+    def __init__(self, minutes, *, reserve_seconds=20.0):
+        super().__init__()
+        self.seconds = float(minutes) * 60.0
+        self.reserve = float(reserve_seconds)
+        self.start = None
+        self.stopped_epoch = None
+        self._epoch = 0
+        self._last_batch_end = None
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        now = time.monotonic()
+        if self._last_batch_end is not None:
+            # time spent at the end of the previous epoch (sweep, saving)
+            self.reserve = max(self.reserve, 1.5 * (now - self._last_batch_end))
+        self._epoch = epoch
+        if now - self.start + self.reserve > self.seconds:
+            self._stop()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.monotonic()
+        self._last_batch_end = now
+        if now - self.start + self.reserve > self.seconds:
+            self._stop()
+
+    def _stop(self):
+        if self.stopped_epoch is None:
+            self.stopped_epoch = self._epoch
+        self.model.stop_training = True
+
+
+def load_state(run_dir):
+    """``state.json`` of a run directory as a dict (``{}`` if absent)."""
+    path = Path(run_dir) / "state.json"
+    if not path.exists():
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)

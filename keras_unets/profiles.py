@@ -1,0 +1,346 @@
+"""Training profiles: plain data, resolved one way into builder and fit arguments.
+
+Resolution order (later wins): the profile's ``defaults`` -> the profile's
+per-network overrides (by family: ``unet``, ``unetpp``, ``unet3p``) -> the
+per-model overrides (exact model name, e.g. ``unetpp_ds``) -> explicit
+arguments. Dicts (``model_kwargs``, ``augment``) are merged key by key.
+
+Profiles:
+
+``paper``
+    The "U-Net School" report's settings per network (Liu, Shi, Chen;
+    FACTS.md section 1). U-Net: the report's Keras U-Net (zhixuhao/unet
+    layers), Adam 1e-4, 10 epochs x 2000 steps, rotation/shift/horizontal
+    flip with Keras' ImageDataGenerator, BCE, full 512 x 512 slices. The
+    batch size is not stated; 2 is the batch of zhixuhao/unet, whose code the
+    report's U-Net follows (its 31,031,685 parameters match). The shift and
+    rotation ranges are zhixuhao's (``width/height_shift_range=0.05``,
+    ``rotation_range=0.2`` degrees). UNet++: SGD 1e-3, momentum 0.9, weight
+    decay 1e-4, batch 1, 100 epochs, BCE + Dice per output; ``unetpp`` has
+    no deep supervision, ``unetpp_ds`` four heads. UNet 3+: Adam 1e-3,
+    batch 1, 40 epochs, ``BCEWithLogitsLoss`` (the model has no output
+    activation; predictions pass through a sigmoid). The report's UNet++ and
+    UNet 3+ ran PyTorch loops over the 25 training slices: here **one epoch
+    of those networks is one pass over the training slices (25 steps at
+    batch 1)**, ``steps_per_epoch=None``. The U-Net paper's elastic
+    deformations and weight map (Ronneberger et al. 2015, sections 2-3) are
+    switches: ``elastic`` and ``weight_map`` (both off, as in the report).
+
+``quick``
+    What a 2-core CPU does in at most 30 minutes per network, aiming at
+    >= 0.92 pixel accuracy on slices 25-29 (the report: 0.9189 / 0.917 /
+    0.923). Recipe measured here (FACTS.md section 5): a 16-filter U-Net with
+    batch norm and same padding, batch 4 of 256 x 256 random crops, flips,
+    rotations, elastic warps, Adam 1e-3 reached 0.9226 after 2714 steps
+    (25 min). Here: that U-Net for 10 x 270 steps; UNet++ with 12 base
+    filters and UNet 3+ with 16 base filters and 8 channels per full-scale
+    skip (fused width 40), ~1.5x the U-Net's FLOPs per step (but ~2x its
+    time for UNet 3+), for 10 x 180 and 10 x 130 steps; batch norm
+    everywhere, no dropout; a cosine learning-rate decay to 5 %;
+    ``time_limit_minutes=30`` stops training cleanly (checkpoints and
+    results are still written). These step counts are estimates from
+    FLOPs and short runs on a loaded machine, not from full 30-minute runs.
+
+``smoke``
+    Seconds: 4 filters, 64 x 64 crops, 2 epochs x 2 steps. For tests and the
+    CI smoke run; accuracy means nothing.
+
+Keys of a resolved config:
+
+* ``model_kwargs``: keyword arguments for ``keras_unets.models.get_model``.
+* ``optimizer`` (``"adam"``/``"sgd"``), ``learning_rate``, ``momentum``,
+  ``weight_decay``, ``lr_schedule`` (``None``/``"cosine"``),
+  ``lr_min_fraction`` (cosine floor as a fraction of ``learning_rate``).
+* ``loss``: ``"bce"``, ``"bce_dice"``, ``"bce_logits"`` or ``"hybrid"``;
+  ``from_logits``: the model outputs logits (built with
+  ``output_activation=None``).
+* ``epochs``, ``steps_per_epoch`` (``None``: one pass over the training
+  slices), ``batch_size``, ``crop`` (``None``: whole slices).
+* ``augment``: ``keras_unets.augment.Augmenter`` keyword arguments (Keras
+  ``ImageDataGenerator`` names); ``elastic``: U-Net paper warps;
+  ``weight_map``: U-Net paper weight map as sample weights.
+* ``val_slices``: ``None`` = the report's test slices 25-29 (the report tuned
+  its threshold there), or a selection like ``"20-24"`` held out of training.
+* ``time_limit_minutes``, ``seed``, ``val_tile`` (``None``: predict whole
+  validation slices, else overlap-tile with that tile size).
+"""
+import copy
+import json
+
+__all__ = [
+    "PROFILES",
+    "PROFILE_NAMES",
+    "CONFIG_KEYS",
+    "model_family",
+    "get_profile",
+    "resolve_config",
+    "format_profiles",
+]
+
+_AUGMENT_PAPER_UNET = {
+    # zhixuhao/unet data_gen_args minus shear/zoom (the report names only
+    # rotation, shift and horizontal flip). rotation_range is in degrees.
+    "rotation_range": 0.2,
+    "width_shift_range": 0.05,
+    "height_shift_range": 0.05,
+    "horizontal_flip": True,
+    "fill_mode": "nearest",
+}
+
+_AUGMENT_QUICK = {
+    "rotation_range": 90.0,
+    "horizontal_flip": True,
+    "vertical_flip": True,
+    "fill_mode": "reflect",
+}
+
+# The classification-guided module masks the outputs with a sigmoid branch:
+# it needs an output activation (no logits).
+_CGM = {"model_kwargs": {"output_activation": "auto"}, "loss": "bce",
+        "from_logits": False}
+
+PROFILES = {
+    "paper": {
+        "description": "The U-Net School report's settings per network "
+                       "(FACTS.md section 1); GPU hours.",
+        "defaults": {
+            "model_kwargs": {},
+            "optimizer": "adam",
+            "learning_rate": 1e-3,
+            "momentum": None,
+            "weight_decay": None,
+            "lr_schedule": None,
+            "lr_min_fraction": 0.0,
+            "loss": "bce",
+            "from_logits": False,
+            "epochs": 10,
+            "steps_per_epoch": None,
+            "batch_size": 1,
+            "crop": None,
+            "augment": {},
+            "elastic": False,
+            "weight_map": False,
+            "val_slices": None,
+            "val_tile": None,
+            "time_limit_minutes": None,
+            "seed": 0,
+        },
+        "networks": {
+            "unet": {
+                "optimizer": "adam",
+                "learning_rate": 1e-4,
+                "loss": "bce",
+                "epochs": 10,
+                "steps_per_epoch": 2000,
+                "batch_size": 2,
+                "augment": _AUGMENT_PAPER_UNET,
+            },
+            "unetpp": {
+                "optimizer": "sgd",
+                "learning_rate": 1e-3,
+                "momentum": 0.9,
+                "weight_decay": 1e-4,
+                "loss": "bce_dice",
+                "epochs": 100,
+                "steps_per_epoch": None,
+                "batch_size": 1,
+            },
+            "unet3p": {
+                "model_kwargs": {"output_activation": None},
+                "optimizer": "adam",
+                "learning_rate": 1e-3,
+                "loss": "bce_logits",
+                "from_logits": True,
+                "epochs": 40,
+                "steps_per_epoch": None,
+                "batch_size": 1,
+            },
+        },
+        "models": {
+            # "unet" in the paper profile is the report's Keras U-Net
+            # (zhixuhao/unet layers, = registry preset "unet_report"):
+            # 31,031,685 parameters.
+            "unet": {
+                "model_kwargs": {
+                    "upsampling": "upsample_conv",
+                    "up_activation": "relu",
+                    "dropout_levels": [3, 4],
+                    "head_filters": 2,
+                },
+            },
+            "unet3p_ds_cgm": _CGM,
+        },
+    },
+    "quick": {
+        "description": "At most 30 minutes per network on a 2-core CPU; goal "
+                       ">= 0.92 pixel accuracy on slices 25-29.",
+        "defaults": {
+            "model_kwargs": {"filters": 16, "batch_norm": True},
+            "optimizer": "adam",
+            "learning_rate": 1e-3,
+            "momentum": None,
+            "weight_decay": None,
+            "lr_schedule": "cosine",
+            "lr_min_fraction": 0.05,
+            "loss": "bce",
+            "from_logits": False,
+            "epochs": 10,
+            "steps_per_epoch": 270,
+            "batch_size": 4,
+            "crop": 256,
+            "augment": _AUGMENT_QUICK,
+            "elastic": True,
+            "weight_map": False,
+            "val_slices": None,
+            "val_tile": None,
+            "time_limit_minutes": 30.0,
+            "seed": 0,
+        },
+        "networks": {
+            "unet": {"model_kwargs": {"dropout": 0.0}},
+            # Widths chosen by forward FLOPs per 256 x 256 crop (conv layers):
+            # U-Net-16 6.0 G; UNet++-16 14.9 G, UNet++-12 8.4 G; UNet 3+
+            # 16/16 24.8 G, 16/8 9.6 G. Measured on the loaded 2-core box
+            # (5-step epochs): UNet++-16 ~2x and UNet 3+ 16/8 ~2x the U-Net's
+            # time per step, so UNet++-12 gets 1800 steps and UNet 3+ 1300
+            # (U-Net: 2700), each planned to end inside 30 minutes.
+            "unetpp": {
+                "model_kwargs": {"filters": 12, "dropout": 0.0, "l2": 0.0},
+                "loss": "bce_dice",
+                "steps_per_epoch": 180,
+            },
+            "unet3p": {
+                "model_kwargs": {"output_activation": None, "cat_channels": 8},
+                "loss": "bce_logits",
+                "from_logits": True,
+                "steps_per_epoch": 130,
+            },
+        },
+        "models": {"unet3p_ds_cgm": _CGM},
+    },
+    "smoke": {
+        "description": "Seconds: tiny models for tests and the CI smoke run.",
+        "defaults": {
+            "model_kwargs": {"filters": 4},
+            "optimizer": "adam",
+            "learning_rate": 1e-3,
+            "momentum": None,
+            "weight_decay": None,
+            "lr_schedule": None,
+            "lr_min_fraction": 0.0,
+            "loss": "bce",
+            "from_logits": False,
+            "epochs": 2,
+            "steps_per_epoch": 2,
+            "batch_size": 2,
+            "crop": 64,
+            "augment": {"horizontal_flip": True},
+            "elastic": False,
+            "weight_map": False,
+            "val_slices": None,
+            "val_tile": None,
+            "time_limit_minutes": 5.0,
+            "seed": 0,
+        },
+        "networks": {
+            "unet": {"model_kwargs": {"dropout": 0.0}},
+            "unetpp": {"model_kwargs": {"dropout": 0.0}, "loss": "bce_dice"},
+            "unet3p": {
+                "model_kwargs": {"output_activation": None},
+                "loss": "bce_logits",
+                "from_logits": True,
+            },
+        },
+        "models": {"unet3p_ds_cgm": _CGM},
+    },
+}
+
+PROFILE_NAMES = tuple(PROFILES)
+CONFIG_KEYS = tuple(PROFILES["paper"]["defaults"])
+_FAMILIES = ("unet3p", "unetpp", "unet")  # longest prefix first
+_MERGED = ("model_kwargs", "augment")
+
+
+def model_family(model):
+    """``"unet"``, ``"unetpp"`` or ``"unet3p"`` for a model name (by prefix).
+
+    >>> model_family("unetpp_ds"), model_family("unet3p"), model_family("unet_report")
+    ('unetpp', 'unet3p', 'unet')
+    """
+    for family in _FAMILIES:
+        if str(model).lower().startswith(family):
+            return family
+    return None
+
+
+def _check_profile(profile):
+    if profile not in PROFILES:
+        raise ValueError(
+            f"Unknown profile {profile!r}; use one of {list(PROFILE_NAMES)}. "
+            f"Received: profile={profile!r}"
+        )
+
+
+def _merge(base, update):
+    for key, value in update.items():
+        if key in _MERGED and isinstance(value, dict):
+            merged = dict(base.get(key) or {})
+            merged.update(copy.deepcopy(value))
+            base[key] = merged
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def get_profile(profile, model):
+    """The settings of ``profile`` for ``model`` (defaults + overrides).
+
+    Args:
+        profile: one of :data:`PROFILE_NAMES`.
+        model: model name (e.g. ``"unet"``, ``"unetpp_ds"``, ``"unet3p"``).
+
+    Returns:
+        A new dict with every key of :data:`CONFIG_KEYS`.
+    """
+    _check_profile(profile)
+    spec = PROFILES[profile]
+    config = copy.deepcopy(spec["defaults"])
+    family = model_family(model)
+    if family is not None:
+        _merge(config, spec.get("networks", {}).get(family, {}))
+    _merge(config, spec.get("models", {}).get(model, {}))
+    return config
+
+
+def resolve_config(profile, model, **overrides):
+    """Profile settings for ``model`` with explicit ``overrides`` on top.
+
+    ``None`` overrides are ignored (an unset CLI option keeps the profile's
+    value); ``model_kwargs`` and ``augment`` dicts are merged key by key.
+
+    Raises:
+        ValueError: an override that is not a config key (listing them).
+    """
+    config = get_profile(profile, model)
+    unknown = sorted(set(overrides) - set(CONFIG_KEYS))
+    if unknown:
+        raise ValueError(
+            f"Unknown config keys {unknown}; valid keys are {list(CONFIG_KEYS)}."
+        )
+    _merge(config, {k: v for k, v in overrides.items() if v is not None})
+    return config
+
+
+def format_profiles(profile=None, model=None, models=None):
+    """Printable JSON of profiles: all raw, or resolved for given models."""
+    if profile is not None:
+        _check_profile(profile)
+    names = [profile] if profile else list(PROFILE_NAMES)
+    if model is None and models is None:
+        data = {name: PROFILES[name] for name in names}
+    else:
+        models = [model] if model is not None else list(models)
+        data = {
+            name: {m: get_profile(name, m) for m in models} for name in names
+        }
+    return json.dumps(data, indent=2)

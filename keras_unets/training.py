@@ -1,0 +1,753 @@
+"""Training API: train a named model with a named profile into a run directory.
+
+Public API (stable; :mod:`keras_unets.reproduce` builds on it)::
+
+    train(model_name, *, profile="quick", data_dir=None, out=None, resume=None,
+          epochs=None, steps_per_epoch=None, batch_size=None, crop=None,
+          seed=None, val_slices=None, learning_rate=None,
+          mixed_precision=False, strategy="default",
+          time_limit_minutes=None, model_kwargs=None, overrides=None,
+          verbose="auto", command_line=None) -> TrainResult
+
+    evaluate_run(run_dir, *, checkpoint="best", data_dir=None, slices=None,
+                 tta=False, threshold=None, tile=None) -> dict
+
+    load_run_model(run_dir, checkpoint="best") -> keras.Model
+
+Configuration flows one way (:mod:`keras_unets.profiles`): profile defaults ->
+per-network and per-model overrides -> explicit arguments. The resolved
+config is written to ``config.json`` together with the library versions and
+the command line.
+
+Run directory (``out``; default ``runs/<model>-<profile>-<timestamp>``):
+
+* ``config.json``: resolved config, slices, versions, command line.
+* ``state.json``: epochs completed, best value/epoch (written after
+  ``last.keras``, so it never points past the checkpoint).
+* ``history.csv``: Keras ``CSVLogger`` (``epoch`` is Keras' 0-based index),
+  appended on resume.
+* ``thresholds.csv``: per epoch and output, best threshold/accuracy and the
+  256 accuracies of ``pred > t`` (:class:`keras_unets.callbacks.ThresholdSweep`).
+* ``best.keras`` (highest ``val_best_accuracy``) and ``last.keras``, written
+  atomically every epoch, with optimizer state.
+* ``logs/``: TensorBoard.
+* ``threshold_curve.png`` (latest epoch), ``threshold_curve_best.png`` (best
+  epoch; the report's Fig. 10) and ``accuracy.png`` (the report's Fig. 11).
+* ``results.json``: the :class:`TrainResult` fields.
+
+Resuming (``resume=RUN_DIR``) reloads ``last.keras`` (weights and optimizer
+state, learning-rate schedule included), the saved config, and continues at
+the next epoch with the data stream of that epoch; a kill loses at most the
+epoch that was running. ``epochs`` and ``time_limit_minutes`` may be changed
+on resume (e.g. to train longer); everything else comes from ``config.json``.
+
+Validation: by default the report's test slices 25-29, as the report tuned its
+binarisation threshold there (Liu et al., sec. IV); ``val_slices="20-24"``
+holds out training slices instead (removed from the 0-24 training set).
+``config.json`` and ``results.json`` say which (``val_source``: ``"test"`` or
+``"holdout"``).
+"""
+import copy
+import csv
+import datetime as _dt
+import io
+import json
+import platform
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from keras_unets.io import atomic_write_json, atomic_write_text
+from keras_unets.profiles import resolve_config
+
+__all__ = ["TrainResult", "train", "evaluate_run", "load_run_model", "REPORT_TEST_SLICES"]
+
+REPORT_TRAIN_SLICES = tuple(range(25))
+REPORT_TEST_SLICES = tuple(range(25, 30))
+_RESUME_CHANGEABLE = ("epochs", "time_limit_minutes")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` returns (also written to ``results.json``).
+
+    ``best_epoch`` is 1-based (the report's "best at epoch 18 of 40");
+    ``epochs_run`` counts the epochs of this call, ``last_epoch`` all epochs
+    completed in the run directory.
+    """
+
+    run_dir: Path
+    model_name: str
+    profile: str
+    best_threshold: int
+    best_accuracy: float
+    best_epoch: int
+    epochs_run: int
+    last_epoch: int
+    train_seconds: float
+    val_slices: tuple
+    val_source: str
+    stopped_by_time_limit: bool
+    history: dict = field(default_factory=dict, repr=False)
+    config: dict = field(default_factory=dict, repr=False)
+
+    def to_json(self):
+        d = asdict(self)
+        d["run_dir"] = str(self.run_dir)
+        d["val_slices"] = list(self.val_slices)
+        d.pop("config")
+        return d
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+def _versions():
+    import keras
+
+    out = {
+        "keras_unets": _pkg_version(),
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    for mod in ("tensorflow", "jax", "torch"):
+        if mod in sys.modules:
+            out[mod] = getattr(sys.modules[mod], "__version__", "?")
+    return out
+
+
+def _pkg_version():
+    from keras_unets import __version__
+
+    return __version__
+
+
+def _check_model_name(name):
+    from keras_unets.models import MODEL_NAMES
+
+    if name not in MODEL_NAMES:
+        raise ValueError(
+            f"Unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}. "
+            f"Received: model_name={name!r}"
+        )
+    if name.endswith("_cgm"):
+        raise ValueError(
+            f"train() does not train the UNet 3+ classification-guided module "
+            f"(it needs its own classification loss); use 'unet3p_ds' or "
+            f"'unet3p'. Received: model_name={name!r}"
+        )
+
+
+def _resolve_val(val_slices):
+    """``(train, val, source)`` slice tuples of the 30 labelled slices."""
+    from keras_unets.data import parse_slices
+
+    if val_slices is None:
+        return REPORT_TRAIN_SLICES, REPORT_TEST_SLICES, "test"
+    val = parse_slices(val_slices, n_slices=30)
+    train = tuple(i for i in REPORT_TRAIN_SLICES if i not in val)
+    if set(val) <= set(REPORT_TEST_SLICES):
+        source = "test"
+    elif set(val) <= set(REPORT_TRAIN_SLICES):
+        source = "holdout"
+    else:
+        source = "mixed"
+    if not train:
+        raise ValueError(f"No training slices left after holding out {val_slices!r}.")
+    return train, val, source
+
+
+def _make_optimizer(config, total_steps):
+    import keras
+
+    lr = float(config["learning_rate"])
+    if config.get("lr_schedule") == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=max(1, int(total_steps)),
+            alpha=float(config.get("lr_min_fraction") or 0.0))
+    elif config.get("lr_schedule") not in (None, "none", "constant"):
+        raise ValueError(
+            "lr_schedule must be None or 'cosine'. "
+            f"Received: lr_schedule={config.get('lr_schedule')!r}"
+        )
+    name = str(config["optimizer"]).lower()
+    wd = config.get("weight_decay") or None
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr, weight_decay=wd)
+    if name == "sgd":
+        # Keras' weight_decay subtracts lr * wd * w each step (decoupled);
+        # PyTorch's SGD adds wd * w to the gradient before momentum. Equal
+        # without momentum; a small difference with momentum 0.9.
+        return keras.optimizers.SGD(learning_rate=lr, momentum=config.get("momentum") or 0.0,
+                                    weight_decay=wd)
+    raise ValueError(f"optimizer must be 'adam' or 'sgd'. Received: optimizer={name!r}")
+
+
+LOSS_NAMES = ("bce", "bce_logits", "weighted_bce", "bce_dice", "hybrid")
+
+
+def _make_loss(name, from_logits):
+    """A serializable loss object by profile name (:mod:`keras_unets.losses`)."""
+    import keras
+
+    from keras_unets import losses as L
+
+    name = str(name).lower()
+    if name == "bce":
+        if from_logits:
+            return L.BinaryCrossentropyFromLogits()
+        return keras.losses.BinaryCrossentropy(name="bce")
+    if name == "bce_logits":
+        if not from_logits:
+            raise ValueError("loss='bce_logits' needs from_logits=True (a model "
+                             "built with output_activation=None).")
+        return L.BinaryCrossentropyFromLogits()
+    if name == "weighted_bce":
+        return L.WeightedBinaryCrossentropy(from_logits=from_logits)
+    if name == "bce_dice":
+        if from_logits:
+            raise ValueError("loss='bce_dice' needs probabilities (from_logits=False).")
+        return L.BCEDiceLoss()
+    if name == "hybrid":
+        return L.UNet3PlusHybridLoss(from_logits=from_logits)
+    raise ValueError(f"Unknown loss {name!r}; use one of {list(LOSS_NAMES)}.")
+
+
+def _compile(model, config, total_steps):
+    import keras
+
+    from keras_unets.models import main_output_name
+
+    names = list(model.output_names)
+    main = main_output_name(model)
+    logits = bool(config["from_logits"])
+    acc = keras.metrics.BinaryAccuracy(name="acc", threshold=0.0 if logits else 0.5)
+    if len(names) == 1:
+        loss = _make_loss(config["loss"], logits)
+        metrics = [acc]
+    else:
+        loss = {n: _make_loss(config["loss"], logits) for n in names}
+        metrics = {main: [acc]}
+    model.compile(optimizer=_make_optimizer(config, total_steps), loss=loss, metrics=metrics)
+
+
+def _valid_padding_input(model_name, kwargs, config):
+    """Valid-padding U-Nets train on tiles of the crop size (a valid size)."""
+    from keras_unets.models import get_model_info
+
+    padding = kwargs.get("padding", get_model_info(model_name)["preset"].get("padding"))
+    if padding == "valid" and "input_shape" not in kwargs:
+        size = int(config["crop"] or 512)
+        kwargs["input_shape"] = (size, size, 1)
+    return kwargs
+
+
+def _model_io_sizes(model, crop):
+    """``(input tile, output size)`` of the model for training crops."""
+    shape = tuple(model.inputs[0].shape)
+    tile = shape[1] if shape[1] is not None else crop
+    out = model.compute_output_shape((1, tile, tile, 1))
+    if isinstance(out, dict):
+        out = list(out.values())[0]
+    elif isinstance(out, (list, tuple)) and isinstance(out[0], (list, tuple)):
+        out = out[0]
+    return tile, out[1]
+
+
+class _CenterCropTargets:
+    """Wrap a dataset so ``y`` (and weights) match a valid-padding output."""
+
+    def __init__(self, dataset, out_size):
+        self.dataset = dataset
+        self.out = int(out_size)
+
+    def crop(self, a):
+        if isinstance(a, dict):
+            return {k: self.crop(v) for k, v in a.items()}
+        h = a.shape[1]
+        o = (h - self.out) // 2
+        return a[:, o:o + self.out, o:o + self.out]
+
+
+def _wrap_valid(dataset, out_size):
+    import keras
+
+    helper = _CenterCropTargets(dataset, out_size)
+
+    class ValidTargets(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+
+        def __len__(self):
+            return len(dataset)
+
+        def __getitem__(self, index):
+            batch = dataset[index]
+            return (batch[0],) + tuple(helper.crop(b) for b in batch[1:])
+
+        def on_epoch_end(self):
+            dataset.on_epoch_end()
+
+    return ValidTargets()
+
+
+def _truncate_history_csv(path, initial_epoch):
+    """Drop ``history.csv`` rows of epochs ``>= initial_epoch`` (redone on resume)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    keep = [r for r in body if r and int(float(r[0])) < initial_epoch]
+    if len(keep) != len(body):
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(keep)
+        atomic_write_text(path, buf.getvalue())
+
+
+def _read_history(path):
+    path = Path(path)
+    if not path.exists():
+        return {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    hist = {}
+    for row in rows:
+        for k, v in row.items():
+            try:
+                hist.setdefault(k, []).append(float(v))
+            except (TypeError, ValueError):
+                hist.setdefault(k, []).append(v)
+    return hist
+
+
+def _import_custom_objects():
+    """Import modules that register custom Keras objects (for loading)."""
+    for mod in ("keras_unets.losses", "keras_unets.layers"):
+        try:
+            __import__(mod)
+        except ImportError:
+            pass
+
+
+def load_run_model(run_dir, checkpoint="best", *, compile=True):
+    """Load ``best.keras``/``last.keras`` (or a path) of a run directory.
+
+    Raises:
+        FileNotFoundError / ValueError: naming the file and the reason.
+    """
+    import keras
+
+    _import_custom_objects()
+    path = Path(checkpoint)
+    if checkpoint in ("best", "last"):
+        path = Path(run_dir) / f"{checkpoint}.keras"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"No checkpoint {path}: a run directory has best.keras and last.keras "
+            "after its first epoch."
+        )
+    mixed = False
+    cfg_path = Path(run_dir) / "config.json" if run_dir is not None else None
+    if cfg_path is not None and cfg_path.exists():
+        with open(cfg_path, encoding="utf-8") as fh:
+            mixed = bool(json.load(fh).get("mixed_precision", False))
+    previous = keras.config.dtype_policy()
+    try:
+        if mixed:  # the loss-scale optimizer state loads only under this policy
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+        raise ValueError(f"Could not load the model in {path}: {exc}") from exc
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+# ---------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------
+def _tensorboard_callback(log_dir):
+    """Keras' TensorBoard callback, or None (with a warning) without tensorboard."""
+    import importlib.util
+
+    import keras
+
+    if importlib.util.find_spec("tensorboard") is None:
+        warnings.warn("TensorBoard logging disabled: the tensorboard package is "
+                      "not installed (pip install tensorboard).")
+        return None
+    try:
+        return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False,
+                                           profile_batch=0)
+    except Exception as exc:  # noqa: BLE001 - logging must not stop training
+        warnings.warn(f"TensorBoard logging disabled: {exc}")
+        return None
+
+
+def _default_out(model_name, profile):
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{model_name}-{profile}-{stamp}"
+
+
+def _strategy_scope(strategy):
+    import contextlib
+
+    import keras
+
+    if strategy in (None, "default"):
+        return None, contextlib.nullcontext()
+    if strategy != "mirrored":
+        raise ValueError(
+            f"strategy must be 'default' or 'mirrored'. Received: strategy={strategy!r}"
+        )
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "strategy='mirrored' uses tf.distribute.MirroredStrategy and needs "
+            "the TensorFlow backend (KERAS_BACKEND=tensorflow). Received: "
+            f"backend={keras.backend.backend()!r}"
+        )
+    import tensorflow as tf
+
+    strat = tf.distribute.MirroredStrategy()
+    return strat, strat.scope()
+
+
+def train(
+    model_name,
+    *,
+    profile="quick",
+    data_dir=None,
+    out=None,
+    resume=None,
+    epochs=None,
+    steps_per_epoch=None,
+    batch_size=None,
+    crop=None,
+    seed=None,
+    val_slices=None,
+    learning_rate=None,
+    mixed_precision=False,
+    strategy="default",
+    time_limit_minutes=None,
+    model_kwargs=None,
+    overrides=None,
+    verbose="auto",
+    command_line=None,
+):
+    """Train ``model_name`` with ``profile`` into a run directory.
+
+    Args:
+        model_name: a registered model (``keras_unets.models.MODEL_NAMES``:
+            ``unet``, ``unet_report``, ``unetpp``, ``unetpp_ds``, ``unet3p``,
+            ``unet3p_ds``, ...).
+        profile: ``"paper"``, ``"quick"`` or ``"smoke"``
+            (:mod:`keras_unets.profiles`).
+        data_dir: ISBI 2012 folder (``keras_unets.data.resolve_data_dir``).
+        out: run directory; default ``runs/<model>-<profile>-<timestamp>``.
+        resume: a run directory (or ``True`` with ``out``) to continue from
+            its ``last.keras``.
+        epochs, steps_per_epoch, batch_size, crop, seed, learning_rate,
+        time_limit_minutes: override the profile (``None`` keeps it).
+        val_slices: ``None`` (report test slices 25-29) or a selection like
+            ``"20-24"`` held out of the training slices.
+        mixed_precision: Keras ``mixed_float16`` policy (outputs stay float32).
+        strategy: ``"default"`` or ``"mirrored"`` (TensorFlow only).
+        model_kwargs: extra builder arguments (merged into the profile's).
+        overrides: other config keys (:data:`keras_unets.profiles.CONFIG_KEYS`).
+        verbose: Keras ``fit`` verbosity (``"auto"``: progress bar).
+        command_line: recorded in ``config.json`` (default ``sys.argv``).
+
+    Returns:
+        :class:`TrainResult`.
+    """
+    import keras
+
+    explicit = dict(overrides or {})
+    for key, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
+                       ("batch_size", batch_size), ("crop", crop), ("seed", seed),
+                       ("val_slices", val_slices), ("learning_rate", learning_rate),
+                       ("time_limit_minutes", time_limit_minutes)):
+        if value is not None:
+            explicit[key] = value
+    if model_kwargs:
+        explicit["model_kwargs"] = dict(model_kwargs)
+    command_line = list(command_line) if command_line is not None else list(sys.argv)
+
+    if resume is not None and resume is not False:
+        run_dir = Path(out if resume is True else resume)
+        if resume is True and out is None:
+            raise ValueError("resume=True needs out=RUN_DIR (the run to continue).")
+        cfg_path = run_dir / "config.json"
+        if not cfg_path.exists():
+            raise FileNotFoundError(
+                f"Cannot resume: {cfg_path} does not exist (not a run directory)."
+            )
+        with open(cfg_path, encoding="utf-8") as fh:
+            saved = json.load(fh)
+        if saved["model_name"] != model_name and model_name is not None:
+            raise ValueError(
+                f"Run {run_dir} trained {saved['model_name']!r}, not {model_name!r}."
+            )
+        model_name = saved["model_name"]
+        profile = saved["profile"]
+        config = saved["config"]
+        for key, value in explicit.items():
+            if key in _RESUME_CHANGEABLE:
+                config[key] = value
+            elif config.get(key) != value:
+                raise ValueError(
+                    f"Cannot change {key!r} when resuming (run has "
+                    f"{config.get(key)!r}); only {list(_RESUME_CHANGEABLE)} can change."
+                )
+        mixed_precision = saved.get("mixed_precision", False)
+        strategy = strategy if strategy not in (None, "default") else saved.get("strategy", "default")
+        meta = saved
+        resuming = True
+    else:
+        _check_model_name(model_name)
+        config = resolve_config(profile, model_name, **explicit)
+        run_dir = Path(out) if out is not None else _default_out(model_name, profile)
+        if (run_dir / "state.json").exists():
+            raise FileExistsError(
+                f"{run_dir} already holds a run; pass resume={str(run_dir)!r} to "
+                "continue it or choose another out directory."
+            )
+        meta = {}
+        resuming = False
+    _check_model_name(model_name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    from keras_unets.augment import Augmenter, SegmentationDataset
+    from keras_unets.callbacks import (
+        AtomicCheckpoint,
+        ThresholdSweep,
+        TimeLimit,
+        load_state,
+        plot_threshold_curve,
+        read_threshold_table,
+    )
+    from keras_unets.data import format_slices, load_isbi2012
+    from keras_unets.models import get_model, main_output_name
+
+    train_idx, val_idx, val_source = _resolve_val(config.get("val_slices"))
+    data = load_isbi2012(data_dir)
+    x_train, y_train = data.train_images[list(train_idx)], data.train_labels[list(train_idx)]
+    x_val, y_val = data.train_images[list(val_idx)], data.train_labels[list(val_idx)]
+
+    state = load_state(run_dir) if resuming else {}
+    initial_epoch = int(state.get("epochs_completed", 0))
+    total_epochs = int(config["epochs"])
+    if resuming and initial_epoch >= total_epochs:
+        warnings.warn(f"{run_dir} already completed {initial_epoch} of {total_epochs} epochs.")
+    steps = config["steps_per_epoch"]
+    if steps is None:
+        steps = -(-len(train_idx) // int(config["batch_size"]))  # one pass
+    steps = int(steps)
+
+    previous_policy = keras.config.dtype_policy()
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        strat, scope = _strategy_scope(strategy)
+        with scope:
+            if resuming:
+                model = load_run_model(run_dir, "last")
+            else:
+                keras.utils.set_random_seed(int(config["seed"]))
+                kwargs = dict(config["model_kwargs"])
+                kwargs = _valid_padding_input(model_name, kwargs, config)
+                model = get_model(model_name, **kwargs)
+                _compile(model, config, total_epochs * steps)
+        crop_size = config["crop"] or x_train.shape[1]
+        tile, out_size = _model_io_sizes(model, crop_size)
+        valid_padding = out_size != tile
+        if tile != crop_size:  # a fixed-size model trains on crops of its size
+            crop_size = tile
+        val_tile = config.get("val_tile") or (tile if valid_padding else None)
+
+        if not resuming:
+            meta = {
+                "model_name": model_name,
+                "profile": profile,
+                "config": config,
+                "train_slices": format_slices(train_idx),
+                "val_slices": format_slices(val_idx),
+                "val_source": val_source,
+                "steps_per_epoch": steps,
+                "crop": int(crop_size),
+                "data_source": data.source,
+                "mixed_precision": bool(mixed_precision),
+                "strategy": strategy or "default",
+                "replicas": int(strat.num_replicas_in_sync) if strat is not None else 1,
+                "model_params": int(model.count_params()),
+                "output_names": list(model.output_names),
+                "main_output": main_output_name(model),
+                "versions": _versions(),
+                "command_line": command_line,
+                "created": _dt.datetime.now().isoformat(timespec="seconds"),
+                "resumed": [],
+            }
+        else:
+            meta.setdefault("resumed", []).append({
+                "at_epoch": initial_epoch,
+                "epochs": total_epochs,
+                "command_line": command_line,
+                "versions": _versions(),
+                "time": _dt.datetime.now().isoformat(timespec="seconds"),
+            })
+            meta["config"] = config
+        atomic_write_json(run_dir / "config.json", meta)
+
+        augment = dict(config.get("augment") or {})
+        augmenter = None
+        if augment or config.get("elastic"):
+            augmenter = Augmenter(**augment, elastic=bool(config.get("elastic")))
+        weight_maps = None
+        if config.get("weight_map"):
+            from keras_unets.weightmaps import unet_weight_maps
+
+            weight_maps = unet_weight_maps(y_train)
+        names = list(model.output_names)
+        dataset = SegmentationDataset(
+            x_train, y_train, batch_size=int(config["batch_size"]),
+            crop=None if crop_size == x_train.shape[1] else int(crop_size),
+            augmenter=augmenter, weight_maps=weight_maps, steps_per_epoch=steps,
+            seed=int(config["seed"]), output_names=names if len(names) > 1 else None,
+        )
+        dataset.set_epoch(initial_epoch)
+        fit_data = _wrap_valid(dataset, out_size) if valid_padding else dataset
+
+        sweep = ThresholdSweep(
+            x_val, y_val, csv_path=run_dir / "thresholds.csv",
+            curve_path=run_dir / "threshold_curve.png",
+            history_path=run_dir / "accuracy.png", tile=val_tile,
+            batch_size=max(1, min(4, int(config["batch_size"]))),
+            from_logits=bool(config["from_logits"]),
+        )
+        if resuming:
+            sweep.set_initial_epoch(initial_epoch)
+            _truncate_history_csv(run_dir / "history.csv", initial_epoch)
+        callbacks = [sweep]
+        limit = None
+        if config.get("time_limit_minutes"):
+            limit = TimeLimit(float(config["time_limit_minutes"]))
+            callbacks.append(limit)
+        callbacks.append(AtomicCheckpoint(
+            run_dir, monitor="val_best_accuracy", mode="max",
+            state={k: state[k] for k in ("best_value", "best_epoch") if k in state}))
+        callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"),
+                                                   append=resuming))
+        tensorboard = _tensorboard_callback(run_dir / "logs")
+        if tensorboard is not None:
+            callbacks.append(tensorboard)
+
+        start = time.perf_counter()
+        if initial_epoch < total_epochs:
+            model.fit(fit_data, epochs=total_epochs, initial_epoch=initial_epoch,
+                      callbacks=callbacks, verbose=verbose)
+        seconds = time.perf_counter() - start
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+    state = load_state(run_dir)
+    last_epoch = int(state.get("epochs_completed", initial_epoch))
+    rows = read_threshold_table(run_dir / "thresholds.csv") if (
+        run_dir / "thresholds.csv").exists() else []
+    main = meta.get("main_output") or names[-1]
+    best_epoch = state.get("best_epoch")
+    best_row = None
+    for r in rows:
+        if r["output"] == main and best_epoch is not None and r["epoch"] == best_epoch - 1:
+            best_row = r
+    if best_row is not None:
+        acc = np.array([best_row[f"acc_{t:03d}"] for t in range(256)])
+        plot_threshold_curve({main: acc}, run_dir / "threshold_curve_best.png", main=main,
+                             title=f"Best epoch {best_epoch}: accuracy vs threshold")
+    result = TrainResult(
+        run_dir=run_dir,
+        model_name=model_name,
+        profile=profile,
+        best_threshold=int(best_row["best_threshold"]) if best_row else -1,
+        best_accuracy=float(best_row["best_accuracy"]) if best_row else float("nan"),
+        best_epoch=int(best_epoch) if best_epoch else 0,
+        epochs_run=last_epoch - initial_epoch,
+        last_epoch=last_epoch,
+        train_seconds=float(seconds),
+        val_slices=tuple(val_idx),
+        val_source=val_source,
+        stopped_by_time_limit=bool(limit is not None and limit.stopped_epoch is not None),
+        history=_read_history(run_dir / "history.csv"),
+        config=copy.deepcopy(config),
+    )
+    summary = result.to_json()
+    summary.pop("history")
+    previous = {}
+    if resuming and (run_dir / "results.json").exists():
+        with open(run_dir / "results.json", encoding="utf-8") as fh:
+            previous = json.load(fh)
+    summary["train_seconds_total"] = float(previous.get("train_seconds_total", 0.0)) + seconds
+    atomic_write_json(run_dir / "results.json", summary)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# evaluate_run
+# ---------------------------------------------------------------------------
+def evaluate_run(run_dir, *, checkpoint="best", data_dir=None, slices=None, tta=False,
+                 threshold=None, tile=None, batch_size=2):
+    """Predict the validation slices of a run again and score them.
+
+    Args:
+        run_dir: a run directory of :func:`train`.
+        checkpoint: ``"best"``, ``"last"`` or a path to a ``.keras`` file.
+        slices: labelled slices to score (default: the run's validation slices).
+        tta: average the 8 flips/rotations (:func:`keras_unets.predict.predict_tiled`).
+        threshold: fixed threshold 0..255; default the run's best threshold
+            (``results.json``), else the best on these slices.
+        tile: overlap-tile size (default: whole slices for same-padding
+            models, the model's input size for valid-padding ones).
+
+    Returns:
+        ``keras_unets.metrics.evaluate`` dict plus ``checkpoint``, ``slices``,
+        ``tta``, ``probabilities`` (``uint8 (N, H, W)``).
+    """
+    from keras_unets.data import format_slices, load_isbi2012, parse_slices
+    from keras_unets.metrics import evaluate, to_uint8
+    from keras_unets.predict import predict_tiled
+
+    run_dir = Path(run_dir)
+    with open(run_dir / "config.json", encoding="utf-8") as fh:
+        meta = json.load(fh)
+    idx = parse_slices(slices if slices is not None else meta["val_slices"], n_slices=30)
+    model = load_run_model(run_dir, checkpoint, compile=False)
+    data = load_isbi2012(data_dir)
+    images, labels = data.train_images[list(idx)], data.train_labels[list(idx)]
+    if tile is None:
+        fixed = model.inputs[0].shape[1]
+        tile = fixed if fixed is not None else (
+            images.shape[1] if images.shape[1] == images.shape[2] else None)
+    prob = predict_tiled(model, images, tile=tile, tta=tta, batch_size=batch_size,
+                         from_logits=bool(meta["config"]["from_logits"]),
+                         margin=0 if tile == images.shape[1] else None)
+    pred = to_uint8(prob)
+    if threshold is None:
+        res_path = run_dir / "results.json"
+        if res_path.exists():
+            with open(res_path, encoding="utf-8") as fh:
+                t = json.load(fh).get("best_threshold", -1)
+            threshold = t if t is not None and t >= 0 else None
+    out = evaluate(pred, labels, threshold=threshold)
+    out.update({"checkpoint": str(checkpoint), "slices": format_slices(idx), "tta": bool(tta),
+                "probabilities": pred})
+    return out

@@ -1,0 +1,111 @@
+"""Profiles: plain data, resolution order, and the report's numbers (FACTS.md 1)."""
+import json
+
+import pytest
+
+from keras_unets.profiles import (
+    CONFIG_KEYS,
+    PROFILE_NAMES,
+    PROFILES,
+    format_profiles,
+    get_profile,
+    model_family,
+    resolve_config,
+)
+
+NETWORKS = ("unet", "unet_report", "unetpp", "unetpp_ds", "unet3p", "unet3p_ds")
+
+
+def test_profiles_are_plain_json_data():
+    assert PROFILE_NAMES == ("paper", "quick", "smoke")
+    again = json.loads(json.dumps(PROFILES))
+    assert again == json.loads(format_profiles())
+    for name in PROFILE_NAMES:
+        for model in NETWORKS:
+            cfg = get_profile(name, model)
+            assert set(cfg) == set(CONFIG_KEYS)
+
+
+def test_paper_profile_matches_report():
+    unet = get_profile("paper", "unet")
+    assert (unet["optimizer"], unet["learning_rate"]) == ("adam", 1e-4)
+    assert (unet["epochs"], unet["steps_per_epoch"]) == (10, 2000)
+    assert unet["loss"] == "bce" and unet["crop"] is None
+    aug = unet["augment"]
+    assert aug["horizontal_flip"] and aug["rotation_range"] > 0
+    assert aug["width_shift_range"] > 0 and aug["height_shift_range"] > 0
+    assert not unet["elastic"] and not unet["weight_map"]
+    for model in ("unetpp", "unetpp_ds"):
+        pp = get_profile("paper", model)
+        assert (pp["optimizer"], pp["learning_rate"], pp["momentum"],
+                pp["weight_decay"]) == ("sgd", 1e-3, 0.9, 1e-4)
+        assert (pp["batch_size"], pp["epochs"]) == (1, 100)
+        assert pp["steps_per_epoch"] is None  # one pass over the training slices
+        assert pp["loss"] == "bce_dice"
+    p3 = get_profile("paper", "unet3p")
+    assert (p3["optimizer"], p3["learning_rate"], p3["batch_size"], p3["epochs"]) == (
+        "adam", 1e-3, 1, 40)
+    assert p3["loss"] == "bce_logits" and p3["from_logits"]
+    assert p3["model_kwargs"]["output_activation"] is None
+
+
+def test_quick_and_smoke_limits():
+    for model in NETWORKS:
+        q = get_profile("quick", model)
+        assert q["time_limit_minutes"] == 30.0
+        assert q["crop"] == 256 and q["batch_size"] == 4
+        assert q["model_kwargs"]["filters"] == (12 if model.startswith("unetpp") else 16)
+        assert q["model_kwargs"]["batch_norm"] is True
+        assert q["lr_schedule"] == "cosine"
+        s = get_profile("smoke", model)
+        assert s["model_kwargs"]["filters"] == 4 and s["crop"] == 64
+        assert (s["epochs"], s["steps_per_epoch"]) == (2, 2)
+
+
+def test_resolution_order():
+    # defaults -> network -> model -> explicit; dicts merge key by key
+    cfg = get_profile("paper", "unet")
+    assert cfg["model_kwargs"]["head_filters"] == 2  # model override
+    cfg = resolve_config("paper", "unet", epochs=3, batch_size=None,
+                         model_kwargs={"filters": 8})
+    assert cfg["epochs"] == 3
+    assert cfg["batch_size"] == 2  # None keeps the profile value
+    assert cfg["model_kwargs"]["filters"] == 8
+    assert cfg["model_kwargs"]["head_filters"] == 2  # merged, not replaced
+    # resolving never mutates the profile data
+    assert "filters" not in PROFILES["paper"]["models"]["unet"]["model_kwargs"]
+    with pytest.raises(ValueError, match="Unknown config keys"):
+        resolve_config("quick", "unet", epochz=3)
+    with pytest.raises(ValueError, match="Unknown profile"):
+        get_profile("fast", "unet")
+
+
+def test_model_family():
+    assert model_family("unet3p_ds") == "unet3p"
+    assert model_family("unetpp") == "unetpp"
+    assert model_family("unet_valid") == "unet"
+    assert model_family("segnet") is None
+
+
+def test_paper_unet_is_the_reports_keras_unet():
+    keras = pytest.importorskip("keras")  # noqa: F841
+    from keras_unets.models import get_model
+
+    kwargs = get_profile("paper", "unet")["model_kwargs"]
+    # FACTS.md section 2: the report's Keras U-Net has 31,031,685 parameters
+    assert get_model("unet", input_size=64, **kwargs).count_params() == 31_031_685
+
+
+@pytest.mark.parametrize("model", ["unet", "unetpp_ds", "unet3p"])
+def test_smoke_and_quick_kwargs_build(model):
+    pytest.importorskip("keras")
+    from keras_unets.models import get_model
+
+    for profile in ("smoke", "quick"):
+        kwargs = get_profile(profile, model)["model_kwargs"]
+        built = get_model(model, **kwargs)
+        assert built.count_params() > 0
+    # quick U-Net: the FACTS.md section 5 recipe, 16 filters with batch norm (~1.9 M)
+    if model == "unet":
+        n = get_model("unet", **get_profile("quick", "unet")["model_kwargs"]).count_params()
+        assert 1.8e6 < n < 2.0e6
