@@ -1,5 +1,121 @@
-"""CLI commands (placeholder: filled in by the issue that owns it)."""
+"""``keras-unets models`` and ``keras-unets summary``: what can be built, and what it costs.
+
+A thin layer over :mod:`keras_unets.models` (registry, builders and
+:func:`~keras_unets.models.estimate_training_memory`).
+"""
+import json
+
+import click
+
+#: The report's card: GTX 1060 with 6 GB (6 GiB) of memory.
+CARD_BYTES = 6 * 1024 ** 3
+
+
+def _parse_overrides(pairs):
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(
+                f"expected KEY=VALUE (VALUE as JSON, e.g. filters=16 or "
+                f"deep_supervision=true). Received: {pair!r}", param_hint="--set")
+        key, value = pair.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+        if isinstance(out[key], list):
+            out[key] = tuple(out[key])
+    return out
+
+
+@click.command("models")
+def models_cmd():
+    """List the registered model names."""
+    from keras_unets.models import MODEL_NAMES, get_model_info
+
+    width = max(len(n) for n in MODEL_NAMES)
+    for name in MODEL_NAMES:
+        click.echo(f"{name:<{width}}  {get_model_info(name)['description']}")
+
+
+@click.command("summary")
+@click.argument("model_name", metavar="MODEL")
+@click.option("--input-size", type=int, default=None,
+              help="Tile size N (input N x N); default: the preset's (512, 572 for unet_valid).")
+@click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option("--optimizer", default="adam", show_default=True,
+              help="adam, adamw, sgd (momentum), sgd_nomomentum, rmsprop, ...")
+@click.option("--dtype-policy", default="float32", show_default=True,
+              type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Builder argument override, VALUE as JSON (repeatable), e.g. --set filters=16.")
+@click.option("--layers", is_flag=True, help="Also print the Keras layer summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead.")
+def summary_cmd(model_name, input_size, batch_size, optimizer, dtype_policy, overrides,
+                layers, as_json):
+    """Parameters of MODEL and an estimate of its training memory.
+
+    The estimate (weights + gradients + optimizer state + activations, see
+    keras_unets.models.estimate_training_memory) says whether one training
+    step fits a 6 GB card such as the report's GTX 1060.
+    """
+    from keras_unets.models import (
+        estimate_training_memory,
+        get_model,
+        get_model_info,
+        main_output_name,
+    )
+    from keras_unets.models.memory import format_bytes
+
+    try:
+        info = get_model_info(model_name)
+        size = input_size or info["default_input_size"]
+        model = get_model(model_name, input_size=size, **_parse_overrides(overrides))
+        mem = estimate_training_memory(model, batch_size=batch_size, optimizer=optimizer,
+                                       dtype_policy=dtype_policy)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    n_train = sum(_size(w) for w in model.trainable_weights)
+    n_all = model.count_params()
+    shapes = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
+    outputs = {n: list(s) for n, s in zip(model.output_names, shapes)}
+    fits = mem["total"] <= CARD_BYTES
+    if as_json:
+        click.echo(json.dumps({
+            "model": model_name, "name": model.name, "input_shape": list(model.input_shape),
+            "outputs": outputs, "main_output": main_output_name(model),
+            "params": {"total": n_all, "trainable": n_train, "non_trainable": n_all - n_train},
+            "memory_bytes": mem, "batch_size": batch_size, "optimizer": optimizer,
+            "dtype_policy": dtype_policy, "fits_6gb": fits,
+        }, indent=2))
+        return
+    if layers:
+        model.summary(print_fn=click.echo)
+    click.echo(f"Model: {model_name} ({info['description']})")
+    click.echo(f"Input: {tuple(model.input_shape[1:])}")
+    for name, shape in outputs.items():
+        click.echo(f"Output {name}: {tuple(shape[1:])}")
+    click.echo(f"Main output: {main_output_name(model)}")
+    click.echo(f"Parameters: {n_all:,} total, {n_train:,} trainable, "
+               f"{n_all - n_train:,} non-trainable")
+    click.echo(f"Training memory estimate (batch {batch_size}, {optimizer}, {dtype_policy}):")
+    for key in ("weights", "gradients", "optimizer_state", "activations", "total"):
+        click.echo(f"  {key.replace('_', ' '):<16} {format_bytes(mem[key]):>12}")
+    verdict = "yes" if fits else "no"
+    click.echo(f"Fits a 6 GB card (6 GiB, GTX 1060 as in the report): {verdict} "
+               f"({100 * mem['total'] / CARD_BYTES:.0f}% of it; the estimate counts every "
+               "layer output, an upper-ish bound, and no CUDA context or workspace).")
+
+
+def _size(w):
+    n = 1
+    for d in w.shape:
+        n *= d
+    return n
 
 
 def register(group):
     """Add this module's commands to group."""
+    group.add_command(models_cmd)
+    group.add_command(summary_cmd)
