@@ -4,7 +4,8 @@ The report augments with Keras' ``ImageDataGenerator`` (rotation, shift and
 horizontal flip). Used the usual way (two generators, one for the images and
 one for the masks, sharing a seed) the two streams drift apart, masks come
 back with interpolated non-binary values, and ``apply_transform`` is slow
-(scipy, ~0.2 s per 512x512 image). :class:`Augmenter` keeps
+(scipy; FACTS.md section 3 quotes ~0.2 s per 512x512 image, ~10-15 ms on
+the dev box). :class:`Augmenter` keeps
 ``ImageDataGenerator``'s keyword arguments and its random draw
 (``get_random_transform``), and fixes all three:
 
@@ -13,7 +14,9 @@ back with interpolated non-binary values, and ``apply_transform`` is slow
   ``apply_affine_transform``) and the elastic part are composed into **one**
   coordinate map, which is applied to the image (bilinear or bicubic) and to
   the mask (nearest neighbour) by :func:`cv2.remap`, so the two cannot drift
-  apart and the mask keeps its label set;
+  apart and the mask keeps its label set. Without an elastic part the map is
+  the 2x3 affine matrix itself, handed to :func:`cv2.warpAffine`; flips and
+  whole-pixel shifts inside the image are exact numpy slices;
 * the elastic deformation is the U-Net paper's (Ronneberger et al., MICCAI
   2015, section 3.1): "random displacement vectors on a coarse 3 by 3 grid
   [...] sampled from a Gaussian distribution with 10 pixels standard
@@ -56,6 +59,7 @@ import functools
 import math
 import numbers
 import threading
+import types
 
 import cv2
 import keras
@@ -196,6 +200,64 @@ def random_transform_parameters(config, img_shape, random_state):
     }
 
 
+class _NumpyWithPrivateRandom:
+    """``numpy``, except that ``np.random`` is this thread's own ``RandomState``."""
+
+    _local = threading.local()
+
+    @property
+    def random(self):
+        state = getattr(self._local, "state", None)
+        if state is None:
+            state = self._local.state = np.random.RandomState(0)
+        return state
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+def _private_get_random_transform(idg):
+    """``idg.get_random_transform`` running on a per-thread ``RandomState``, or None.
+
+    ``get_random_transform`` seeds and draws from numpy's *global* random
+    state. Saving and restoring that state around each call costs ~0.1 ms
+    (``np.random.get_state``/``set_state``) and needs a lock. Instead run
+    ImageDataGenerator's own function with its ``np`` global pointing at
+    numpy with a private, per-thread ``np.random``: the same code and the
+    same draws (checked here against the global-state call), no shared
+    state. None if that is not possible with this Keras.
+    """
+    function = getattr(type(idg).get_random_transform, "__func__", type(idg).get_random_transform)
+    try:
+        if "np" not in function.__code__.co_names or function.__globals__.get("np") is not np:
+            return None
+        private = types.FunctionType(
+            function.__code__,
+            {**function.__globals__, "np": _NumpyWithPrivateRandom()},
+            function.__name__,
+            function.__defaults__,
+            function.__closure__,
+        )
+        bound = types.MethodType(private, idg)
+        for seed in (0, 12345):
+            expected = _locked_global_draw(idg, (64, 80, 1), seed)
+            if bound((64, 80, 1), seed=seed) != expected:
+                return None
+    except Exception:  # noqa: BLE001 - any surprise: use the global-state call
+        return None
+    return bound
+
+
+def _locked_global_draw(idg, shape, seed):
+    """``idg.get_random_transform(shape, seed)`` with numpy's global random state saved and restored."""
+    with _NP_GLOBAL_RANDOM_LOCK:
+        state = np.random.get_state()
+        try:
+            return idg.get_random_transform(shape, seed=seed)
+        finally:
+            np.random.set_state(state)
+
+
 @functools.lru_cache(maxsize=64)
 def _cubic_weights(n, nodes):
     """(n, nodes) float32 matrix interpolating ``nodes`` grid values to ``n`` pixels.
@@ -264,10 +326,9 @@ _WORKSPACES = threading.local()
 def _workspace(key):
     """A per-thread reusable ``float32`` buffer of shape ``key[1:]``.
 
-    Fresh multi-megabyte arrays cost page faults on every call (several
-    milliseconds per 512x512 pair on the dev box's VM); reusing the map
-    buffers keeps :meth:`Augmenter.apply_transform` at ~2 ms per pair.
-    Per thread, so PyDataset worker threads never share one.
+    Fresh multi-megabyte arrays can cost page faults on every call; the map
+    products write straight into these reused buffers instead. Per thread,
+    so PyDataset worker threads never share one.
     """
     cache = getattr(_WORKSPACES, "buffers", None)
     if cache is None:
@@ -316,6 +377,110 @@ def _affine_matrix(params, out_shape):
     return matrix
 
 
+def _fill_maps(matrix, coarse, out):
+    """Write the coordinate maps of a 2x3 affine ``matrix`` plus a coarse elastic field into ``out``.
+
+    ``out``: ``(map_x, map_y)``, ``float32 (h, w)``; ``coarse``: ``(2, gy,
+    gx)`` or None. See :meth:`Augmenter.coordinate_map`.
+    """
+    h, w = out[0].shape
+    k = 2 if coarse is None else 2 + coarse.shape[2]
+    left = np.empty((h, k), np.float32)
+    right = np.empty((k, w), np.float32)
+    left[:, -2] = 1.0
+    right[-1] = 1.0
+    rows = np.arange(h, dtype=np.float64)
+    cols = np.arange(w, dtype=np.float64)
+    if coarse is not None:
+        wy = _cubic_weights(h, coarse.shape[1])
+        right[:-2] = _cubic_weights(w, coarse.shape[2]).T
+    for target, i in zip(out, (0, 1)):
+        left[:, -1] = matrix[i, 1] * rows + matrix[i, 2]
+        right[-2] = matrix[i, 0] * cols
+        if coarse is not None:
+            np.matmul(wy, coarse[i], out=left[:, :-2])
+        np.matmul(left, right, out=target)
+    return out
+
+
+def _exact_window(matrix, in_shape, out_shape):
+    """Index of the source window when the 2x3 ``matrix`` is a flip/whole-pixel shift inside the image.
+
+    Such warps read every output pixel from exactly one source pixel, so
+    slicing gives the bit-exact result (what any interpolation gives there)
+    without resampling. Returns ``(row_slice, col_slice)`` or None.
+    """
+    if matrix[0, 1] != 0 or matrix[1, 0] != 0:
+        return None
+    index = []
+    for axis, size_in, size_out in ((1, in_shape[0], out_shape[0]), (0, in_shape[1], out_shape[1])):
+        step, start = matrix[axis, axis], matrix[axis, 2]
+        if step not in (1, -1) or start != round(start):
+            return None
+        start = int(start)
+        stop = start + int(step) * (size_out - 1)
+        if not (0 <= min(start, stop) and max(start, stop) < size_in):
+            return None
+        end = stop + int(step)
+        index.append(slice(start, end if end >= 0 else None, int(step)))
+    return tuple(index)
+
+
+def _warp_padding(matrix, out_shape, in_shape, margin):
+    """``(top, bottom, left, right)`` padding that keeps every read of a warp inside the image, or None.
+
+    OpenCV's interpolating warps take a vectorised path for output pixels
+    whose source neighbourhood lies inside the image and a slow scalar one
+    for the rest; with shifts of 10 % of the width a good part of a 512x512
+    output is border. Padding first with :func:`cv2.copyMakeBorder` (the same
+    border rule, so the same values) and shifting the warp by the padding
+    keeps every read inside: ~0.25 ms saved per 512x512 uint8 image on the
+    dev box. ``matrix``: the 2x3 output-to-source affine part; ``margin``:
+    extra pixels (interpolation support, elastic displacement). None when
+    nothing, or more than the image itself on a side, would be padded.
+    """
+    h, w = out_shape
+    height, width = in_shape
+    corners = matrix @ np.array([[0, w - 1, 0, w - 1], [0, 0, h - 1, h - 1], [1, 1, 1, 1]], np.float64)
+    left = max(0, math.ceil(-corners[0].min() + margin))
+    right = max(0, math.ceil(corners[0].max() - (width - 1) + margin))
+    top = max(0, math.ceil(-corners[1].min() + margin))
+    bottom = max(0, math.ceil(corners[1].max() - (height - 1) + margin))
+    if not (left or right or top or bottom) or max(left, right) > width or max(top, bottom) > height:
+        return None
+    return top, bottom, left, right
+
+
+def _pad(array, padding, border, cval):
+    """``array`` padded by ``(top, bottom, left, right)`` with OpenCV's ``border`` rule."""
+    dtype = array.dtype
+    source = array.view(np.uint8) if dtype == np.bool_ else array
+    padded = cv2.copyMakeBorder(source, *padding, border, value=cval)
+    if padded.ndim < array.ndim:  # cv2 drops a trailing channel of 1
+        padded = padded[..., None]
+    return padded.view(np.bool_) if dtype == np.bool_ else padded
+
+
+def _cv2_warp(array, warp):
+    """``warp(array)`` (a cv2.warpAffine or cv2.remap call) for every dtype OpenCV warps.
+
+    Booleans travel as uint8; a trailing channel of 1 that OpenCV drops is
+    restored.
+    """
+    dtype = array.dtype
+    if dtype == np.bool_:
+        array = array.view(np.uint8)
+    elif dtype not in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
+        raise ValueError(
+            "Arrays to warp must be uint8, uint16, int16, float32, float64 or bool. "
+            f"Received: dtype={dtype}"
+        )
+    out = warp(array)
+    if out.ndim < array.ndim:  # cv2 drops a trailing channel of 1
+        out = out[..., None]
+    return out.view(np.bool_) if dtype == np.bool_ else out
+
+
 def _check_2d(array, name):
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[-1] == 1:
@@ -334,7 +499,9 @@ class Augmenter:
     Takes ``ImageDataGenerator``'s augmentation keyword arguments and draws
     each sample's parameters once with its ``get_random_transform``; adds the
     U-Net paper's elastic deformation; applies everything as one
-    :func:`cv2.remap` coordinate map to image and mask together.
+    warp to image and mask together (:func:`cv2.warpAffine` with the 2x3
+    matrix when there is no elastic part, else one :func:`cv2.remap`
+    coordinate map; exact slicing for flips and whole-pixel shifts).
 
     Args:
         rotation_range, width_shift_range, height_shift_range, shear_range,
@@ -446,6 +613,7 @@ class Augmenter:
         self.elastic_sigma = float(elastic_sigma)
         self.order = order
         self._idg = None
+        self._idg_draw = None
         if use_image_data_generator:
             idg_class = get_image_data_generator_class()
             if idg_class is not None:
@@ -461,6 +629,17 @@ class Augmenter:
                     vertical_flip=vertical_flip,
                     data_format="channels_last",
                 )
+                self._idg_draw = _private_get_random_transform(self._idg)
+
+    def __getstate__(self):  # the private draw function does not pickle; rebuilt on load
+        state = self.__dict__.copy()
+        state["_idg_draw"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self._idg is not None:
+            self._idg_draw = _private_get_random_transform(self._idg)
 
     @property
     def uses_image_data_generator(self):
@@ -500,15 +679,12 @@ class Augmenter:
         rng = np.random.default_rng(rng)
         h, w = int(shape[0]), int(shape[1])
         seed = int(rng.integers(0, _MAX_SEED, endpoint=True))
-        if self._idg is not None:
+        if self._idg_draw is not None:  # ImageDataGenerator's code, private RandomState
+            params = self._idg_draw((h, w, 1), seed=seed)
+        elif self._idg is not None:
             # get_random_transform seeds numpy's global RandomState; keep
             # other threads out and give the caller their state back.
-            with _NP_GLOBAL_RANDOM_LOCK:
-                state = np.random.get_state()
-                try:
-                    params = self._idg.get_random_transform((h, w, 1), seed=seed)
-                finally:
-                    np.random.set_state(state)
+            params = _locked_global_draw(self._idg, (h, w, 1), seed)
         else:
             params = random_transform_parameters(self.config, (h, w, 1), np.random.RandomState(seed))
         params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
@@ -517,6 +693,34 @@ class Augmenter:
         return params
 
     # -- applying ----------------------------------------------------------
+    def source_matrix(self, params, out_shape, *, offset=(0, 0)):
+        """2x3 ``float64`` matrix: output ``(col, row, 1)`` -> source ``(col, row)``.
+
+        The affine part of the warp (rotation, shifts, shear, zoom and flips
+        about the output window's centre, as ``apply_affine_transform``)
+        followed by the window ``offset`` ``(row0, col0)``. Without an elastic
+        part this is the whole warp; :meth:`apply_transform` hands it to
+        :func:`cv2.warpAffine` (``WARP_INVERSE_MAP``).
+        """
+        m = _affine_matrix(params, (int(out_shape[0]), int(out_shape[1])))[:2].copy()
+        m[0, 2] += offset[1]
+        m[1, 2] += offset[0]
+        return m
+
+    @staticmethod
+    def _coarse_field(params):
+        """The elastic coarse field of ``params`` (validated), or None if absent or all zero."""
+        coarse = params.get("elastic")
+        if coarse is None:
+            return None
+        coarse = np.asarray(coarse, np.float32)
+        if coarse.ndim != 3 or coarse.shape[0] != 2 or min(coarse.shape[1:]) < 2:
+            raise ValueError(
+                "params['elastic'] must have shape (2, grid_rows, grid_cols). "
+                f"Received: shape={coarse.shape}"
+            )
+        return coarse if coarse.any() else None
+
     def coordinate_map(self, params, out_shape, *, offset=(0, 0), out=None):
         """Source coordinates ``(map_x, map_y)`` (``float32 (h, w)``) of every output pixel.
 
@@ -525,42 +729,40 @@ class Augmenter:
         then the elastic displacement, then ``offset`` (``(row0, col0)`` of
         the output window in the source, for crops). ``out``: optional pair
         of ``float32 (h, w)`` arrays to write into.
+
+        Both the affine part (``a * col + (b * row + c)``, rank 2) and the
+        bicubic elastic field (``Wy @ coarse @ Wx.T``, rank <= grid size) are
+        low-rank in (row, col), so each map is one small matrix product
+        ``[Wy @ coarse, 1, b * row + c] @ [Wx.T; a * col; 1]`` written
+        straight into the output buffer (no per-pixel temporaries).
         """
         h, w = int(out_shape[0]), int(out_shape[1])
         if out is None:
             out = (np.empty((h, w), np.float32), np.empty((h, w), np.float32))
-        map_x, map_y = out
-        m = _affine_matrix(params, (h, w))
-        cols = np.arange(w, dtype=np.float64)
-        rows = np.arange(h, dtype=np.float64)
-        r0, c0 = offset
-        for target, i, shift in ((map_x, 0, c0), (map_y, 1, r0)):
-            np.add(
-                (m[i, 0] * cols).astype(np.float32)[None, :],
-                (m[i, 1] * rows + m[i, 2] + shift).astype(np.float32)[:, None],
-                out=target,
-            )
-        coarse = params.get("elastic")
-        if coarse is not None:
-            coarse = np.asarray(coarse, np.float32)
-            if coarse.ndim != 3 or coarse.shape[0] != 2 or min(coarse.shape[1:]) < 2:
-                raise ValueError(
-                    "params['elastic'] must have shape (2, grid_rows, grid_cols). "
-                    f"Received: shape={coarse.shape}"
-                )
-            wy = _cubic_weights(h, coarse.shape[1])
-            wx_t = _cubic_weights(w, coarse.shape[2]).T
-            scratch = _workspace(("scratch", h, w))
-            for target, field in ((map_x, coarse[0]), (map_y, coarse[1])):
-                np.matmul(wy @ field, wx_t, out=scratch)
-                target += scratch
-        return map_x, map_y
+        return _fill_maps(self.source_matrix(params, (h, w), offset=offset), self._coarse_field(params), out)
 
     def apply_transform(self, image, mask=None, params=None, *, weights=None, out_shape=None, offset=(0, 0)):
-        """Apply drawn parameters to an image and, with the same map, its mask.
+        """Apply drawn parameters to an image and, with the same warp, its mask.
+
+        One geometric warp serves image, mask and weights, so they cannot
+        drift apart. Three equivalent ways to apply it, fastest first:
+
+        * flips and whole-pixel shifts whose source window lies inside the
+          image: exact numpy slicing (a copy);
+        * other affine warps (no elastic part): :func:`cv2.warpAffine` with
+          the 2x3 :meth:`source_matrix` (``WARP_INVERSE_MAP``);
+        * with an elastic part: :meth:`coordinate_map` and :func:`cv2.remap`.
+
+        OpenCV quantises sub-pixel positions to 1/32 px in both warps, so the
+        last two agree to within 1 grey level on uint8 images and the masks
+        are identical except at rare rounding ties (tested). Where the warp
+        reads beyond the image, the arrays are first padded with the same
+        border rule (:func:`cv2.copyMakeBorder`), which gives the same values
+        and keeps OpenCV on its vectorised path.
 
         Args:
-            image: ``(H, W)`` or ``(H, W, C)``, uint8 or float.
+            image: ``(H, W)`` or ``(H, W, C)``, uint8 or float (kept in its
+                dtype; uint8 is the fastest).
             mask: optional ``(H, W)`` label image; warped with nearest
                 neighbour, so its values stay in its label set.
             params: from :meth:`get_random_transform`.
@@ -576,25 +778,70 @@ class Augmenter:
         if out_shape is None:
             out_shape = image.shape[:2]
         h, w = int(out_shape[0]), int(out_shape[1])
-        maps = (_workspace(("map_x", h, w)), _workspace(("map_y", h, w)))
-        map_x, map_y = self.coordinate_map(params, (h, w), offset=offset, out=maps)
-        border = FILL_MODES[self.fill_mode]
-        out_image = self._remap(image, map_x, map_y, INTERPOLATIONS[self.order], border, self.cval)
-        out_image = self._intensity(out_image, params)
-        outputs = [out_image]
+        extras = []
         for name, extra in (("mask", mask), ("weights", weights)):
-            if extra is None:
-                if name == "mask" and weights is not None:
-                    outputs.append(None)
-                continue
-            extra = _check_2d(extra, name)
-            if extra.shape[:2] != image.shape[:2]:
-                raise ValueError(
-                    f"`{name}` must have the image's height and width. Received: "
-                    f"image.shape={image.shape}, {name}.shape={extra.shape}"
-                )
-            cval = self.mask_cval if name == "mask" else 0
-            outputs.append(self._remap(extra, map_x, map_y, cv2.INTER_NEAREST, border, cval))
+            if extra is not None:
+                extra = _check_2d(extra, name)
+                if extra.shape[:2] != image.shape[:2]:
+                    raise ValueError(
+                        f"`{name}` must have the image's height and width. Received: "
+                        f"image.shape={image.shape}, {name}.shape={extra.shape}"
+                    )
+            extras.append(extra)
+        border = FILL_MODES[self.fill_mode]
+        coarse = self._coarse_field(params)
+        if coarse is None:
+            m = self.source_matrix(params, (h, w), offset=offset)
+            window = _exact_window(m, image.shape[:2], (h, w))
+            if window is not None:
+
+                def warp(array, interpolation, cval):
+                    return np.ascontiguousarray(array[window])
+
+            else:
+                # pad the interpolated image so that no read leaves it (speed, same values)
+                padding = _warp_padding(m, (h, w), image.shape[:2], margin=4)
+                padded = m.copy()
+                if padding is not None:
+                    padded[:, 2] += (padding[2], padding[0])
+
+                def warp(array, interpolation, cval):
+                    matrix = m
+                    if padding is not None and interpolation != cv2.INTER_NEAREST:
+                        array, matrix = _pad(array, padding, border, cval), padded
+                    return _cv2_warp(array, lambda a: cv2.warpAffine(
+                        a, matrix, (w, h), flags=interpolation | cv2.WARP_INVERSE_MAP, borderMode=border,
+                        borderValue=cval,
+                    ))
+
+        else:
+            # Pad image, mask and weights alike (one shared map): the affine
+            # part's reach plus a bound on the bicubic elastic field.
+            wy = _cubic_weights(h, coarse.shape[1])
+            wx = _cubic_weights(w, coarse.shape[2])
+            reach = float(np.abs(coarse).max()) * float(np.abs(wy).sum(1).max()) * float(np.abs(wx).sum(1).max())
+            m = self.source_matrix(params, (h, w), offset=offset)
+            padding = _warp_padding(m, (h, w), image.shape[:2], margin=4 + reach)
+            if padding is not None:
+                m[:, 2] += (padding[2], padding[0])
+            maps = (_workspace(("map_x", h, w)), _workspace(("map_y", h, w)))
+            map_x, map_y = _fill_maps(m, coarse, maps)
+
+            def warp(array, interpolation, cval):
+                if padding is not None:
+                    array = _pad(array, padding, border, cval)
+                return _cv2_warp(array, lambda a: cv2.remap(
+                    a, map_x, map_y, interpolation, borderMode=border, borderValue=cval
+                ))
+
+        outputs = [self._intensity(warp(image, INTERPOLATIONS[self.order], self.cval), params)]
+        mask, weights = extras
+        if mask is not None:
+            outputs.append(warp(mask, cv2.INTER_NEAREST, self.mask_cval))
+        elif weights is not None:
+            outputs.append(None)
+        if weights is not None:
+            outputs.append(warp(weights, cv2.INTER_NEAREST, 0))
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def random_transform(self, image, mask=None, rng=None, *, weights=None, out_shape=None, offset=(0, 0)):
@@ -604,21 +851,6 @@ class Augmenter:
             out_shape = image.shape[:2]
         params = self.get_random_transform(out_shape, rng)
         return self.apply_transform(image, mask, params, weights=weights, out_shape=out_shape, offset=offset)
-
-    @staticmethod
-    def _remap(array, map_x, map_y, interpolation, border, cval):
-        dtype = array.dtype
-        if dtype == np.bool_:
-            array = array.view(np.uint8)
-        elif dtype not in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
-            raise ValueError(
-                "Arrays to warp must be uint8, uint16, int16, float32, float64 or bool. "
-                f"Received: dtype={dtype}"
-            )
-        out = cv2.remap(array, map_x, map_y, interpolation, borderMode=border, borderValue=cval)
-        if out.ndim < array.ndim:  # cv2 drops a trailing channel of 1
-            out = out[..., None]
-        return out.view(np.bool_) if dtype == np.bool_ else out
 
     @staticmethod
     def _intensity(image, params):

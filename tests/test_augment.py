@@ -206,6 +206,32 @@ def test_fallback_draw_equals_get_random_transform():
     assert aug_idg.get_random_transform((64, 64), 5) == aug_fb.get_random_transform((64, 64), 5)
 
 
+@pytest.mark.skipif(IDG is None, reason="this Keras has no ImageDataGenerator")
+def test_draw_runs_image_data_generator_code_on_private_state():
+    # The draw runs ImageDataGenerator.get_random_transform itself, on a
+    # per-thread RandomState: same parameters as the global-state call,
+    # numpy's global state untouched, and threads drawing concurrently get
+    # what a serial loop gets.
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = dict(rotation_range=15, width_shift_range=[1, 2, 3], height_shift_range=0.2, shear_range=5,
+               zoom_range=[0.8, 1.1], horizontal_flip=True, vertical_flip=True, brightness_range=(0.5, 1.5))
+    aug, idg = Augmenter(**cfg), IDG(**cfg)
+    assert aug._idg_draw is not None  # the fast private draw is active
+    np.random.seed(7)
+    before = np.random.get_state()[1].copy()
+    for seed in (0, 3, 2**32 - 1):
+        assert aug._idg_draw((50, 70, 1), seed=seed) == idg.get_random_transform((50, 70, 1), seed=seed)
+    np.random.seed(7)
+    for seed in range(5):
+        aug.get_random_transform((50, 70), seed)
+    assert np.array_equal(np.random.get_state()[1], before)
+    serial = [aug.get_random_transform((64, 64), s) for s in range(64)]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda s: aug.get_random_transform((64, 64), s), range(64)))
+    assert parallel == serial
+
+
 def test_brightness_and_channel_shift_touch_the_image_only():
     img = np.array([[10, 100, 200, 250]], np.uint8)
     msk = np.array([[0, 255, 255, 0]], np.uint8)
@@ -256,6 +282,125 @@ def test_elastic_warp_moves_pixels_by_the_field():
     inside = (rows + dy > 0) & (rows + dy < h - 1) & (cols + dx > 0) & (cols + dx < w - 1)
     assert np.abs(out[..., 0] - (rows + dy))[inside].max() < 0.05
     assert np.abs(out[..., 1] - (cols + dx))[inside].max() < 0.05
+
+
+def _remap_reference(aug, image, mask, params, out_shape, offset=(0, 0)):
+    """The warp as full coordinate maps + cv2.remap (the general, elastic-capable path)."""
+    map_x, map_y = aug.coordinate_map(params, out_shape, offset=offset)
+    border = {"mirror": cv2.BORDER_REFLECT_101, "reflect": cv2.BORDER_REFLECT}[aug.fill_mode]
+    interp = {1: cv2.INTER_LINEAR, 3: cv2.INTER_CUBIC}[aug.order]
+    return (cv2.remap(image, map_x, map_y, interp, borderMode=border),
+            cv2.remap(mask, map_x, map_y, cv2.INTER_NEAREST, borderMode=border))
+
+
+def test_coordinate_map_equals_affine_plus_elastic_field():
+    # Independent reference: the affine matrix applied to a meshgrid, plus
+    # the bicubic field of elastic_displacement, plus the crop offset.
+    aug = Augmenter(rotation_range=30, width_shift_range=0.1, shear_range=10, zoom_range=0.2, horizontal_flip=True,
+                    vertical_flip=True, elastic=True, elastic_grid=(3, 4))
+    h, w, offset = 40, 56, (5, 9)
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    for seed in range(4):
+        params = aug.get_random_transform((h, w), np.random.default_rng(seed))
+        m = aug.source_matrix(params, (h, w), offset=offset)
+        dx, dy = elastic_displacement(params["elastic"], (h, w))
+        map_x, map_y = aug.coordinate_map(params, (h, w), offset=offset)
+        assert map_x.dtype == np.float32 and map_x.shape == (h, w)
+        np.testing.assert_allclose(map_x, m[0, 0] * cols + m[0, 1] * rows + m[0, 2] + dx, atol=1e-3)
+        np.testing.assert_allclose(map_y, m[1, 0] * cols + m[1, 1] * rows + m[1, 2] + dy, atol=1e-3)
+        assert m[0, 2] - offset[1] == pytest.approx(aug.source_matrix(params, (h, w))[0, 2])
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_warp_affine_path_equals_remap_path(isbi_dir, order):
+    # Without elastic, apply_transform uses cv2.warpAffine with the 2x3
+    # matrix; it must agree with the coordinate-map + cv2.remap path (both
+    # quantise positions to 1/32 px): images within 1 grey level, masks
+    # identical except at rare rounding ties on label boundaries.
+    images, labels = isbi(isbi_dir)
+    img, lab = images[5, :160, :192], labels[5, :160, :192]
+    aug = Augmenter(rotation_range=40, width_shift_range=0.1, height_shift_range=0.1, shear_range=10,
+                    zoom_range=0.2, horizontal_flip=True, vertical_flip=True, order=order)
+    rng = np.random.default_rng(0)
+    for out_shape, offset in (((160, 192), (0, 0)), ((96, 64), (30, 100))):
+        for _ in range(4):
+            params = aug.get_random_transform(out_shape, rng)
+            out_img, out_msk = aug.apply_transform(img, lab, params, out_shape=out_shape, offset=offset)
+            ref_img, ref_msk = _remap_reference(aug, img, lab, params, out_shape, offset)
+            assert out_img.shape == ref_img.shape == out_shape and out_img.dtype == np.uint8
+            assert np.abs(out_img.astype(int) - ref_img).max() <= 1
+            # away from label boundaries (3x3 neighbourhood of the reference not constant) masks agree
+            edge = cv2.dilate(ref_msk, np.ones((3, 3), np.uint8)) != cv2.erode(ref_msk, np.ones((3, 3), np.uint8))
+            assert np.array_equal(out_msk[~edge], ref_msk[~edge])
+            assert (out_msk != ref_msk).mean() < 0.002
+            assert set(np.unique(out_msk)) <= {0, 255}
+
+
+@pytest.mark.parametrize("elastic", [False, True])
+@pytest.mark.parametrize("fill_mode", ["mirror", "reflect", "nearest", "constant", "wrap"])
+def test_padded_warp_equals_plain_warp(fill_mode, elastic):
+    # The arrays are padded with their own border rule before cv2.warpAffine
+    # / cv2.remap (a speed-up: OpenCV's border pixels take a slow path); the
+    # result must be the plain warp of the unpadded arrays with that border
+    # mode, for the image (bicubic, 2 channels) and the mask (nearest).
+    border = {"mirror": cv2.BORDER_REFLECT_101, "reflect": cv2.BORDER_REFLECT, "nearest": cv2.BORDER_REPLICATE,
+              "constant": cv2.BORDER_CONSTANT, "wrap": cv2.BORDER_WRAP}[fill_mode]
+    img = np.dstack([smooth_image((64, 80), seed=4), smooth_image((64, 80), seed=5)])
+    msk = np.where(smooth_image((64, 80), seed=6) > 128, 255, 0).astype(np.uint8)
+    aug = Augmenter(rotation_range=30, width_shift_range=0.3, height_shift_range=0.3, zoom_range=0.2,
+                    horizontal_flip=True, fill_mode=fill_mode, cval=17.0, mask_cval=9, order=3, elastic=elastic,
+                    elastic_sigma=5.0)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        params = aug.get_random_transform((64, 80), rng)
+        out, out_msk = aug.apply_transform(img, msk, params)
+        if elastic:
+            map_x, map_y = aug.coordinate_map(params, (64, 80))
+            ref = cv2.remap(img, map_x, map_y, cv2.INTER_CUBIC, borderMode=border, borderValue=17.0)
+            ref_msk = cv2.remap(msk, map_x, map_y, cv2.INTER_NEAREST, borderMode=border, borderValue=9)
+        else:
+            m = aug.source_matrix(params, (64, 80))
+            ref = cv2.warpAffine(img, m, (80, 64), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=border,
+                                 borderValue=17.0)
+            ref_msk = cv2.warpAffine(msk, m, (80, 64), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                                     borderMode=border, borderValue=9)
+        assert out.shape == (64, 80, 2)
+        assert np.abs(out - ref).max() < 0.01, params  # float32 rounding only
+        assert (out_msk != ref_msk).mean() < 0.001  # at most a rounding tie or two
+
+
+def test_flip_and_whole_pixel_shift_fast_path_is_exact(monkeypatch):
+    # Flips and integer shifts that stay inside the image are plain slicing:
+    # bit-exact, equal to the numpy expression, and a copy (not a view).
+    def no_warp(*args, **kwargs):
+        raise AssertionError("the fast path must not resample")
+
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 256, (30, 40), dtype=np.uint8)
+    msk = (rng.random((30, 40)) > 0.5).astype(np.uint8) * 255
+    aug = Augmenter()
+    cases = [
+        ({"flip_horizontal": 1}, (30, 40), (0, 0), np.s_[:, ::-1]),
+        ({"flip_horizontal": 1, "flip_vertical": 1}, (30, 40), (0, 0), np.s_[::-1, ::-1]),
+        ({}, (10, 12), (4, 7), np.s_[4:14, 7:19]),
+        ({"tx": 3, "ty": -2}, (10, 12), (4, 7), np.s_[2:12, 10:22]),  # tx moves columns, ty rows
+        ({"flip_horizontal": 1, "tx": 2}, (10, 12), (4, 7), np.s_[4:14, 20:8:-1]),
+    ]
+    for params, out_shape, offset, index in cases:
+        with monkeypatch.context() as patch:
+            patch.setattr(cv2, "warpAffine", no_warp)
+            patch.setattr(cv2, "remap", no_warp)
+            out_img, out_msk = aug.apply_transform(img, msk, params, out_shape=out_shape, offset=offset)
+        assert np.array_equal(out_img, img[index]) and np.array_equal(out_msk, msk[index]), params
+        assert out_img.flags.c_contiguous and not np.shares_memory(out_img, img)
+        # the general warp (warpAffine) agrees exactly on whole-pixel positions
+        m = aug.source_matrix(params, out_shape, offset=offset)
+        ref = cv2.warpAffine(img, m, out_shape[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REFLECT_101)
+        assert np.array_equal(out_img, ref), params
+    # a whole-pixel shift that leaves the image is warped with the mirror fill instead
+    out = aug.apply_transform(img, None, {"tx": 3})
+    assert np.array_equal(out[:, :37], img[:, 3:]) and np.array_equal(out[:, 37:], img[:, 38:35:-1])
 
 
 def test_bad_arguments_are_explained():
