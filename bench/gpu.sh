@@ -21,7 +21,9 @@ shopt -s nullglob
 wheels=(wheels/*.whl)
 if [ ${#wheels[@]} -gt 0 ]; then
     echo "gpu.sh: installing ${#wheels[@]} carried wheel(s) from wheels/ (--no-deps)"
-    "$PY" -m pip install --quiet --no-deps --no-index "${wheels[@]}"
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site "${wheels[@]}"
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export KERAS_BACKEND=jax
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
@@ -43,7 +45,7 @@ if [ -n "$missing" ]; then
     echo "gpu.sh: cannot import what the benchmark needs:" >&2
     echo "$missing" >&2
     echo "Put Keras 3 and its missing dependencies as wheels in wheels/ " \
-         "(pip download keras namex optree rich h5py absl-py -d wheels/)." >&2
+         "(bash bench/fetch_wheels.sh on a machine with the package index; carry wheels/)." >&2
     exit 2
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
