@@ -544,22 +544,10 @@ def write_half_resolution_data(data_dir, dest):
 
 
 def read_history(run_dir):
-    """``history.csv`` of a run directory as ``{column: [float, ...]}``."""
-    import csv
+    """``history.csv`` of a run directory as ``{column: [float, ...]}`` (NaN where unparsable)."""
+    from keras_unets.training import read_history as _read
 
-    path = Path(run_dir) / "history.csv"
-    if not path.exists():
-        return {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    hist = {}
-    for row in rows:
-        for key, value in row.items():
-            try:
-                hist.setdefault(key, []).append(float(value))
-            except (TypeError, ValueError):
-                hist.setdefault(key, []).append(float("nan"))
-    return hist
+    return _read(Path(run_dir) / "history.csv", missing=float("nan"))
 
 
 def train_arm(exp_dir, arm, model_name, *, profile, data_dir=None, log=print, **kwargs):

@@ -316,7 +316,12 @@ def _truncate_history_csv(path, initial_epoch):
         atomic_write_text(path, buf.getvalue())
 
 
-def _read_history(path):
+def read_history(path, *, missing=None):
+    """A ``history.csv`` as ``{column: [value, ...]}`` (floats where they parse).
+
+    Cells that are not numbers are kept as they are, or replaced by ``missing``
+    when it is given (e.g. ``float("nan")``). A missing file gives ``{}``.
+    """
     path = Path(path)
     if not path.exists():
         return {}
@@ -328,7 +333,7 @@ def _read_history(path):
             try:
                 hist.setdefault(k, []).append(float(v))
             except (TypeError, ValueError):
-                hist.setdefault(k, []).append(v)
+                hist.setdefault(k, []).append(v if missing is None else missing)
     return hist
 
 
@@ -687,7 +692,7 @@ def train(
         val_slices=tuple(val_idx),
         val_source=val_source,
         stopped_by_time_limit=bool(limit is not None and limit.stopped_epoch is not None),
-        history=_read_history(run_dir / "history.csv"),
+        history=read_history(run_dir / "history.csv"),
         config=copy.deepcopy(config),
     )
     summary = result.to_json()
