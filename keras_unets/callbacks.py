@@ -34,6 +34,8 @@ __all__ = [
     "ThresholdSweep",
     "AtomicCheckpoint",
     "TimeLimit",
+    "CosineTimeDecay",
+    "cosine_time_lr",
     "read_threshold_table",
     "plot_threshold_curve",
     "plot_accuracy_per_epoch",
@@ -389,6 +391,82 @@ def _jsonable(value):
     except (TypeError, ValueError):
         return str(value)
     return value if math.isfinite(value) else None
+
+
+def cosine_time_lr(learning_rate, fraction, alpha=0.0):
+    """Cosine decay from ``learning_rate`` to ``alpha * learning_rate``.
+
+    ``fraction`` (clipped to [0, 1]) is how much of the training budget is
+    spent: ``lr = learning_rate * (alpha + (1 - alpha) * (1 + cos(pi * f)) / 2)``,
+    the same curve as ``keras.optimizers.schedules.CosineDecay`` with
+    ``f = step / decay_steps`` (Loshchilov and Hutter, SGDR, ICLR 2017).
+    """
+    f = min(1.0, max(0.0, float(fraction)))
+    a = float(alpha)
+    return float(learning_rate) * (a + (1.0 - a) * 0.5 * (1.0 + math.cos(math.pi * f)))
+
+
+class CosineTimeDecay(keras.callbacks.Callback):
+    """Cosine learning-rate decay over whichever budget runs out first: time or steps.
+
+    A step-count cosine schedule planned on one machine ends early on a slower
+    one: a time limit then stops training while the learning rate is still
+    high. This callback sets the optimizer's learning rate before every batch
+    from ``f = max(elapsed / seconds, step / total_steps)`` with
+    :func:`cosine_time_lr`, so the decay reaches its floor when the time limit
+    (:class:`TimeLimit`, same ``minutes``) or the planned steps end, whichever
+    comes first. ``elapsed_before`` / ``initial_step`` carry a resumed run's
+    spent budget. The rate in effect is logged as ``lr`` at each epoch end.
+
+    The optimizer must hold a plain float learning rate (not a schedule).
+    Backends that keep optimizer state outside the variables for a whole epoch
+    (JAX's ``fit``) see the rate set at each epoch's start only.
+    """
+
+    def __init__(self, learning_rate, *, total_steps, minutes=None, alpha=0.0,
+                 initial_step=0, elapsed_before=0.0):
+        super().__init__()
+        if total_steps is None or int(total_steps) < 1:
+            raise ValueError(f"total_steps must be a positive int. Received: {total_steps!r}")
+        if minutes is not None and float(minutes) <= 0:
+            raise ValueError(f"minutes must be positive or None. Received: {minutes!r}")
+        self.learning_rate = float(learning_rate)
+        self.total_steps = int(total_steps)
+        self.seconds = None if minutes is None else float(minutes) * 60.0
+        self.alpha = float(alpha)
+        self.step = int(initial_step)
+        self.elapsed_before = float(elapsed_before)
+        self.start = None
+        self.current = self.learning_rate
+
+    def fraction(self, now=None):
+        """The spent fraction of the budget (time or steps, the larger)."""
+        f = self.step / self.total_steps
+        if self.seconds is not None and self.start is not None:
+            now = time.monotonic() if now is None else now
+            f = max(f, (self.elapsed_before + now - self.start) / self.seconds)
+        return min(1.0, f)
+
+    def _apply(self):
+        self.current = cosine_time_lr(self.learning_rate, self.fraction(), self.alpha)
+        self.model.optimizer.learning_rate = self.current
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+        self._apply()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._apply()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._apply()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = self.current
 
 
 class TimeLimit(keras.callbacks.Callback):

@@ -32,14 +32,20 @@ Profiles:
     0.923). Recipe measured here (FACTS.md section 5): a 16-filter U-Net with
     batch norm and same padding, batch 4 of 256 x 256 random crops, flips,
     rotations, elastic warps, Adam 1e-3 reached 0.9226 after 2714 steps
-    (25 min). Here: that U-Net for 10 x 270 steps; UNet++ with 12 base
-    filters and UNet 3+ with 16 base filters and 8 channels per full-scale
-    skip (fused width 40), ~1.5x the U-Net's FLOPs per step (but ~2x its
-    time for UNet 3+), for 10 x 180 and 10 x 130 steps; batch norm
-    everywhere, no dropout; a cosine learning-rate decay to 5 %;
+    (25 min). Here: that U-Net for 10 x 270 steps with a step-count cosine
+    decay to 5 % (the committed ``results/quick/unet`` run); UNet++ with 12
+    base filters and UNet 3+ with 16 base filters and 8 channels per
+    full-scale skip (fused width 40); batch norm everywhere, no dropout;
     ``time_limit_minutes=30`` stops training cleanly (checkpoints and
-    results are still written). These step counts are estimates from
-    FLOPs and short runs on a loaded machine, not from full 30-minute runs.
+    results are still written). The project's 2-core box is about 3x slower
+    than the FACTS.md machine (U-Net ~2 s per step in ``fit``, UNet++-12
+    ~2.6 s, UNet 3+ 16/8 ~4.6 s per ``train_on_batch`` of 4 crops), so a
+    step-count schedule ends before it has decayed: UNet++ and UNet 3+ use
+    ``lr_schedule="cosine_time"`` (:class:`keras_unets.callbacks.CosineTimeDecay`:
+    the cosine runs over the elapsed fraction of the 30 minutes, or of the
+    planned steps if they run out first) with short epochs (100 and 60
+    steps, up to 30 epochs) so that the report's best-epoch selection has
+    several checkpoints to choose from.
 
 ``smoke``
     Seconds: 4 filters, 64 x 64 crops, 2 epochs x 2 steps. For tests and the
@@ -49,7 +55,7 @@ Keys of a resolved config:
 
 * ``model_kwargs``: keyword arguments for ``keras_unets.models.get_model``.
 * ``optimizer`` (``"adam"``/``"sgd"``), ``learning_rate``, ``momentum``,
-  ``weight_decay``, ``lr_schedule`` (``None``/``"cosine"``),
+  ``weight_decay``, ``lr_schedule`` (``None``/``"cosine"``/``"cosine_time"``),
   ``lr_min_fraction`` (cosine floor as a fraction of ``learning_rate``).
 * ``loss``: ``"bce"``, ``"bce_dice"``, ``"bce_logits"`` or ``"hybrid"``;
   ``from_logits``: the model outputs logits (built with
@@ -200,20 +206,26 @@ PROFILES = {
             "unet": {"model_kwargs": {"dropout": 0.0}},
             # Widths chosen by forward FLOPs per 256 x 256 crop (conv layers):
             # U-Net-16 6.0 G; UNet++-16 14.9 G, UNet++-12 8.4 G; UNet 3+
-            # 16/16 24.8 G, 16/8 9.6 G. Measured on the loaded 2-core box
-            # (5-step epochs): UNet++-16 ~2x and UNet 3+ 16/8 ~2x the U-Net's
-            # time per step, so UNet++-12 gets 1800 steps and UNet 3+ 1300
-            # (U-Net: 2700), each planned to end inside 30 minutes.
+            # 16/16 24.8 G, 16/8 9.6 G.
+            # Time per step on the 2-core box (batch 4 of 256 crops,
+            # train_on_batch): U-Net-16 1.15 s, UNet++-12 2.6 s, UNet 3+
+            # 16/8 4.6 s (12/8: 3.6 s, 8/8: 3.3 s; nearest instead of
+            # bilinear upsampling: no faster), so ~650 and ~380 steps fit in
+            # 30 minutes: the cosine follows the clock (cosine_time).
             "unetpp": {
                 "model_kwargs": {"filters": 12, "dropout": 0.0, "l2": 0.0},
                 "loss": "bce_dice",
-                "steps_per_epoch": 180,
+                "lr_schedule": "cosine_time",
+                "epochs": 30,
+                "steps_per_epoch": 100,
             },
             "unet3p": {
                 "model_kwargs": {"output_activation": None, "cat_channels": 8},
                 "loss": "bce_logits",
                 "from_logits": True,
-                "steps_per_epoch": 130,
+                "lr_schedule": "cosine_time",
+                "epochs": 30,
+                "steps_per_epoch": 60,
             },
         },
         "models": {"unet3p_ds_cgm": _CGM},

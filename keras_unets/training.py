@@ -163,6 +163,11 @@ def _resolve_val(val_slices):
     return train, val, source
 
 
+# "cosine_time": the optimizer holds a float rate that
+# keras_unets.callbacks.CosineTimeDecay sets before every batch.
+LR_SCHEDULES = (None, "none", "constant", "cosine", "cosine_time")
+
+
 def _make_optimizer(config, total_steps):
     import keras
 
@@ -171,9 +176,9 @@ def _make_optimizer(config, total_steps):
         lr = keras.optimizers.schedules.CosineDecay(
             lr, decay_steps=max(1, int(total_steps)),
             alpha=float(config.get("lr_min_fraction") or 0.0))
-    elif config.get("lr_schedule") not in (None, "none", "constant"):
+    elif config.get("lr_schedule") not in LR_SCHEDULES:
         raise ValueError(
-            "lr_schedule must be None or 'cosine'. "
+            f"lr_schedule must be one of {list(LR_SCHEDULES)}. "
             f"Received: lr_schedule={config.get('lr_schedule')!r}"
         )
     name = str(config["optimizer"]).lower()
@@ -536,6 +541,7 @@ def train(
     from keras_unets.augment import Augmenter, SegmentationDataset
     from keras_unets.callbacks import (
         AtomicCheckpoint,
+        CosineTimeDecay,
         ThresholdSweep,
         TimeLimit,
         load_state,
@@ -643,7 +649,16 @@ def train(
         if resuming:
             sweep.set_initial_epoch(initial_epoch)
             _truncate_history_csv(run_dir / "history.csv", initial_epoch)
-        callbacks = [sweep]
+        callbacks = []
+        if config.get("lr_schedule") == "cosine_time":
+            # same clock as TimeLimit: a resumed call starts a fresh time
+            # budget; the step fraction carries over.
+            callbacks.append(CosineTimeDecay(
+                float(config["learning_rate"]), total_steps=total_epochs * steps,
+                minutes=config.get("time_limit_minutes") or None,
+                alpha=float(config.get("lr_min_fraction") or 0.0),
+                initial_step=initial_epoch * steps))
+        callbacks.append(sweep)
         limit = None
         if config.get("time_limit_minutes"):
             limit = TimeLimit(float(config["time_limit_minutes"]))

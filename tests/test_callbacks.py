@@ -17,8 +17,10 @@ from keras import layers  # noqa: E402
 
 from keras_unets.callbacks import (  # noqa: E402
     AtomicCheckpoint,
+    CosineTimeDecay,
     ThresholdSweep,
     TimeLimit,
+    cosine_time_lr,
     load_state,
     read_threshold_table,
 )
@@ -213,3 +215,70 @@ def test_jax_backend_subprocess(tmp_path):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-2:] == ["100", "1.0"]
+
+
+def test_cosine_time_lr_formula():
+    # the same curve as Keras' step-count CosineDecay at f = step / decay_steps
+    sched = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=100, alpha=0.05)
+    for step in (0, 1, 37, 50, 99, 100):
+        assert cosine_time_lr(1e-3, step / 100, 0.05) == pytest.approx(
+            float(sched(step)), rel=1e-5)
+    assert cosine_time_lr(1e-3, 0.0, 0.05) == pytest.approx(1e-3)
+    assert cosine_time_lr(1e-3, 0.5, 0.0) == pytest.approx(0.5e-3)
+    assert cosine_time_lr(1e-3, 7.0, 0.05) == pytest.approx(0.05e-3)  # clipped at 1
+    assert cosine_time_lr(1e-3, -1.0, 0.05) == pytest.approx(1e-3)
+
+
+class _FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_cosine_time_decay_follows_clock_or_steps(monkeypatch):
+    import keras_unets.callbacks as cb
+
+    clock = _FakeClock()
+    monkeypatch.setattr(cb.time, "monotonic", clock)
+    model = _tiny_trainable()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    decay = CosineTimeDecay(1e-3, total_steps=1000, minutes=1.0, alpha=0.1)
+    decay.set_model(model)
+    decay.on_train_begin()
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
+    clock.now += 30.0  # half the time budget, 1 of 1000 steps
+    decay.on_train_batch_end(0)
+    decay.on_train_batch_begin(1)
+    assert decay.fraction() == pytest.approx(0.5)
+    assert float(model.optimizer.learning_rate) == pytest.approx(
+        cosine_time_lr(1e-3, 0.5, 0.1), rel=1e-6)
+    logs = {}
+    decay.on_epoch_end(0, logs)
+    assert logs["lr"] == pytest.approx(decay.current)
+    clock.now += 300.0  # past the budget: the floor
+    decay.on_train_batch_begin(2)
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4, rel=1e-6)
+    # without a time budget the steps decide; a resumed run starts at its step
+    steps = CosineTimeDecay(1e-3, total_steps=10, alpha=0.0, initial_step=5)
+    steps.set_model(model)
+    steps.on_train_begin()
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.5e-3, rel=1e-6)
+
+
+def test_cosine_time_decay_in_fit_and_bad_args():
+    img, lab = _fit_data(n=4)
+    x, y = img[..., None] / 255.0, lab[..., None] / 255.0
+    model = _tiny_trainable()
+    decay = CosineTimeDecay(1e-3, total_steps=4, alpha=0.0)
+    hist = model.fit(x, y, epochs=2, batch_size=2, verbose=0, callbacks=[decay])
+    assert decay.step == 4
+    # last batch ran at step 3 of 4: lr = 1e-3 * (1 + cos(3 pi / 4)) / 2
+    assert hist.history["lr"][-1] == pytest.approx(cosine_time_lr(1e-3, 0.75), rel=1e-6)
+    assert float(model.optimizer.learning_rate) == pytest.approx(hist.history["lr"][-1],
+                                                                 rel=1e-6)
+    with pytest.raises(ValueError, match="total_steps"):
+        CosineTimeDecay(1e-3, total_steps=0)
+    with pytest.raises(ValueError, match="minutes"):
+        CosineTimeDecay(1e-3, total_steps=10, minutes=0)
