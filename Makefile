@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 PYTEST_WORKERS ?= 2
 
-.PHONY: venv test test-slow bench clean reproduce reproduce-unet reproduce-unetpp reproduce-unet3p notebooks
+.PHONY: venv test test-slow bench clean reproduce reproduce-unet reproduce-unetpp reproduce-unet3p notebooks notebooks-execute
 
 venv: $(STAMP)
 
@@ -53,6 +53,13 @@ bench: venv
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
 
-# Regenerate notebooks/*.ipynb from their percent-format sources notebooks/NN_*.py.
+# Regenerate notebooks/*.ipynb from their percent-format sources notebooks/NN_*.py
+# (outputs of unchanged cells are kept; run notebooks-execute after an edit).
 notebooks: venv
 	$(PY) notebooks/build.py
+
+# Rebuild and execute the notebooks in the stored (readable) setting, keeping
+# their outputs and figures: about 2 minutes of CPU per notebook. make test
+# runs them in the CI setting (KERAS_UNETS_NB_FAST=1, tests/test_notebooks.py).
+notebooks-execute: venv
+	env -u KERAS_UNETS_NB_FAST $(PY) notebooks/build.py --execute

@@ -67,7 +67,9 @@ import numpy as np
 
 __all__ = [
     "Augmenter",
+    "CGM_OUTPUT",
     "SegmentationDataset",
+    "cgm_targets",
     "elastic_displacement",
     "get_image_data_generator_class",
     "random_transform_parameters",
@@ -870,6 +872,46 @@ class Augmenter:
         return x.astype(dtype)
 
 
+# Name of the UNet 3+ classification-guided module's output
+# (keras_unets.models.build_unet3p(cgm=True)).
+CGM_OUTPUT = "cls"
+
+
+def cgm_targets(labels):
+    """Targets of the UNet 3+ classification-guided module for label crops.
+
+    Huang et al., "UNet 3+", ICASSP 2020, section 2.3: the classification
+    branch predicts whether the organ is in the input image and is trained
+    with binary cross-entropy; its ``argmax`` over 2 classes masks the
+    segmentation (:class:`keras_unets.layers.ClassGuidance`: index 1 =
+    present). Here the "organ" is the cell class: a crop whose label has any
+    cell pixel (255) is "present".
+
+    Args:
+        labels: ``uint8`` ``(N, H, W)`` (or ``(N, H, W, 1)``) in {0, 255}, the
+            label crops as the network sees them (after augmentation).
+
+    Returns:
+        ``float32 (N, 2)`` one-hot ``[absent, present]``: ``[0, 1]`` when the
+        crop has a cell pixel, ``[1, 0]`` for an all-membrane crop.
+
+    Example:
+        >>> import numpy as np
+        >>> labels = np.zeros((2, 4, 4), np.uint8); labels[1, 2, 3] = 255
+        >>> cgm_targets(labels).tolist()
+        [[1.0, 0.0], [0.0, 1.0]]
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 4 and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels.ndim != 3:
+        raise ValueError(
+            "`labels` must be a stack of shape (N, H, W). "
+            f"Received: labels.shape={labels.shape}")
+    present = (labels.reshape(len(labels), -1) == 255).any(axis=1).astype(np.float32)
+    return np.stack([1.0 - present, present], axis=1)
+
+
 def _as_stack(array, name, dtype=None):
     array = np.asarray(array)
     if array.ndim == 4 and array.shape[-1] == 1:
@@ -913,11 +955,16 @@ class SegmentationDataset(keras.utils.PyDataset):
         seed: int >= 0; ``None`` draws one now (stored, so workers agree).
         shuffle: shuffle slice order in each pass (else 0, 1, ..., N-1, ...).
         output_names: optional list of model output names; ``y`` (and the
-            weights) become dicts keyed by them (deep supervision).
+            weights) become dicts keyed by them (deep supervision). The UNet
+            3+ classification-guided module's output ``"cls"``
+            (:data:`CGM_OUTPUT`) gets :func:`cgm_targets` of the batch's
+            (augmented) label crops, ``float32 (B, 2)`` ``[absent,
+            present]``, and sample weights of 1 ``(B,)`` when there are
+            weight maps; every other output gets the label map.
         workers, use_multiprocessing, max_queue_size: passed to ``PyDataset``.
 
     Batches: ``x float32 (B, h, w, 1)`` = image / 255, ``y float32 (B, h, w, 1)``
-    = label / 255.
+    = label / 255 (``y["cls"] float32 (B, 2)`` for a CGM output).
     """
 
     def __init__(
@@ -1052,7 +1099,9 @@ class SegmentationDataset(keras.utils.PyDataset):
         y = (np.stack(ys) == 255).astype(np.float32)[..., None]
         w = np.stack(ws).astype(np.float32) if self.weight_maps is not None else None
         if self.output_names is not None:
-            y = {name: y for name in self.output_names}
+            cls = cgm_targets(np.stack(ys)) if CGM_OUTPUT in self.output_names else None
+            y = {name: cls if name == CGM_OUTPUT else y for name in self.output_names}
             if w is not None:
-                w = {name: w for name in self.output_names}
+                ones = np.ones(len(x), np.float32)
+                w = {name: ones if name == CGM_OUTPUT else w for name in self.output_names}
         return (x, y) if w is None else (x, y, w)

@@ -214,7 +214,7 @@ def model_stride(model, default=16):
                 s *= float(_pair(op.strides or op.pool_size)[0])
             elif cls == "Conv2D" or cls == "SeparableConv2D" or cls == "DepthwiseConv2D":
                 s *= float(_pair(op.strides)[0])
-            elif cls == "UpSampling2D":
+            elif cls.endswith("UpSampling2D"):
                 s /= float(_pair(op.size)[0])
             elif cls == "Conv2DTranspose":
                 s /= float(_pair(op.strides)[0])

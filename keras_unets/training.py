@@ -136,12 +136,6 @@ def _check_model_name(name):
             f"Unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}. "
             f"Received: model_name={name!r}"
         )
-    if name.endswith("_cgm"):
-        raise ValueError(
-            f"train() does not train the UNet 3+ classification-guided module "
-            f"(it needs its own classification loss); use 'unet3p_ds' or "
-            f"'unet3p'. Received: model_name={name!r}"
-        )
 
 
 def _resolve_val(val_slices):
@@ -225,20 +219,38 @@ def _make_loss(name, from_logits):
 
 
 def _compile(model, config, total_steps):
+    """Compile with the profile's loss on every segmentation output.
+
+    The UNet 3+ classification-guided module's output ``cls`` (Huang et al.,
+    ICASSP 2020, sec. 2.3) gets binary cross-entropy on probabilities against
+    :func:`keras_unets.augment.cgm_targets` (``[absent, present]``) and a
+    binary accuracy (``cls_accuracy`` in the history); the losses are summed
+    with weight 1.
+    """
     import keras
 
+    from keras_unets.augment import CGM_OUTPUT
     from keras_unets.models import main_output_name
 
     names = list(model.output_names)
     main = main_output_name(model)
     logits = bool(config["from_logits"])
+    if CGM_OUTPUT in names and logits:
+        raise ValueError(
+            "A model with the classification-guided module outputs probabilities "
+            "(its mask multiplies activated maps): train it with from_logits=False "
+            "and a probability loss ('bce', 'weighted_bce', 'bce_dice', 'hybrid'). "
+            f"Received: from_logits=True, loss={config['loss']!r}")
     acc = keras.metrics.BinaryAccuracy(name="acc", threshold=0.0 if logits else 0.5)
     if len(names) == 1:
         loss = _make_loss(config["loss"], logits)
         metrics = [acc]
     else:
-        loss = {n: _make_loss(config["loss"], logits) for n in names}
+        loss = {n: _make_loss(config["loss"], logits) for n in names if n != CGM_OUTPUT}
         metrics = {main: [acc]}
+        if CGM_OUTPUT in names:
+            loss[CGM_OUTPUT] = keras.losses.BinaryCrossentropy(name="cls_bce")
+            metrics[CGM_OUTPUT] = [keras.metrics.BinaryAccuracy(name="accuracy")]
     model.compile(optimizer=_make_optimizer(config, total_steps), loss=loss, metrics=metrics)
 
 
@@ -275,6 +287,8 @@ class _CenterCropTargets:
     def crop(self, a):
         if isinstance(a, dict):
             return {k: self.crop(v) for k, v in a.items()}
+        if a.ndim < 3:  # per-sample targets/weights (CGM ``cls``): not maps
+            return a
         h = a.shape[1]
         o = (h - self.out) // 2
         return a[:, o:o + self.out, o:o + self.out]
@@ -300,6 +314,46 @@ def _wrap_valid(dataset, out_size):
             dataset.on_epoch_end()
 
     return ValidTargets()
+
+
+def _segmentation_view(model):
+    """``model`` without its CGM ``cls`` output: same layers and weights.
+
+    The classification-guided module (Huang et al., ICASSP 2020, sec. 2.3)
+    predicts ``(B, 2)`` class scores, not a map; threshold sweeps score the
+    segmentation heads only (each already masked by the module).
+    """
+    import keras
+
+    from keras_unets.augment import CGM_OUTPUT
+
+    names = list(model.output_names)
+    if CGM_OUTPUT not in names:
+        return model
+    keep = [t for n, t in zip(names, model.outputs) if n != CGM_OUTPUT]
+    return keras.Model(model.inputs, keep if len(keep) > 1 else keep[0],
+                       name=f"{model.name}_segmentation")
+
+
+def _make_threshold_sweep(images, labels, **kwargs):
+    """:class:`keras_unets.callbacks.ThresholdSweep` over segmentation outputs.
+
+    ``ThresholdSweep.predict`` checks that every output is a map of the
+    slices' size; a CGM model's ``cls`` output is not, so the sweep predicts
+    with :func:`_segmentation_view` of the model (built once per model).
+    """
+    from keras_unets.callbacks import ThresholdSweep
+
+    class SegmentationSweep(ThresholdSweep):
+        _view = (None, None)
+
+        def predict(self, model=None):
+            model = model or self.model
+            if self._view[0] is not model:
+                self._view = (model, _segmentation_view(model))
+            return super().predict(self._view[1])
+
+    return SegmentationSweep(images, labels, **kwargs)
 
 
 def _truncate_history_csv(path, initial_epoch):
@@ -460,7 +514,11 @@ def train(
     Args:
         model_name: a registered model (``keras_unets.models.MODEL_NAMES``:
             ``unet``, ``unet_report``, ``unetpp``, ``unetpp_ds``, ``unet3p``,
-            ``unet3p_ds``, ...).
+            ``unet3p_ds``, ``unet3p_ds_cgm``, ...). The UNet 3+
+            classification-guided module's ``cls`` output is trained with
+            binary cross-entropy on "does the crop contain a cell pixel"
+            (:func:`keras_unets.augment.cgm_targets`; Huang et al. 2020,
+            sec. 2.3) and left out of the threshold sweep.
         profile: ``"paper"``, ``"quick"`` or ``"smoke"``
             (:mod:`keras_unets.profiles`).
         data_dir: ISBI 2012 folder (``keras_unets.data.resolve_data_dir``).
@@ -542,7 +600,6 @@ def train(
     from keras_unets.callbacks import (
         AtomicCheckpoint,
         CosineTimeDecay,
-        ThresholdSweep,
         TimeLimit,
         load_state,
         plot_threshold_curve,
@@ -639,7 +696,7 @@ def train(
         dataset.set_epoch(initial_epoch)
         fit_data = _wrap_valid(dataset, out_size) if valid_padding else dataset
 
-        sweep = ThresholdSweep(
+        sweep = _make_threshold_sweep(
             x_val, y_val, csv_path=run_dir / "thresholds.csv",
             curve_path=run_dir / "threshold_curve.png",
             history_path=run_dir / "accuracy.png", tile=val_tile,

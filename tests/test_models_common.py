@@ -258,3 +258,35 @@ def test_cli_summary_and_models():
     assert res.exit_code == 0 and "Fits a 6 GB card" in res.output and "431 trainable" in res.output
     res = runner.invoke(main, ["summary", "unet", "--input-size", "500"])
     assert res.exit_code != 0 and "496 or 512" in res.output
+
+
+@pytest.mark.parametrize("name", ["unet", "unetpp", "unet3p"])
+def test_bn_momentum_reaches_every_batch_norm(name):
+    from keras_unets.models import get_model
+
+    kw = {"filters": 4, "batch_norm": True, "bn_momentum": 0.9}
+    model = get_model(name, input_size=32, **kw)
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and {layer.momentum for layer in bns} == {0.9}
+    default = get_model(name, input_size=32, filters=4, batch_norm=True)
+    assert {layer.momentum for layer in default.layers
+            if isinstance(layer, keras.layers.BatchNormalization)} == {0.99}
+    # the setting changes no weights: same parameter count either way
+    assert model.count_params() == default.count_params()
+    # a moving mean after one training step moves by (1 - momentum) of the gap
+    x = np.full((2, 32, 32, 1), 0.5, np.float32)
+    y = np.ones((2, 32, 32, 1), np.float32)
+    for bn_momentum in (0.9, 0.0):
+        m = get_model(name, input_size=32, filters=4, batch_norm=True,
+                      bn_momentum=bn_momentum, output_activation="sigmoid")
+        m.compile(optimizer="sgd", loss="binary_crossentropy")
+        first = next(layer for layer in m.layers
+                     if isinstance(layer, keras.layers.BatchNormalization))
+        batch_mean = keras.ops.convert_to_numpy(
+            keras.Model(m.input, first.input)(x)).mean(axis=(0, 1, 2))
+        m.train_on_batch(x, y)
+        expected = (1.0 - bn_momentum) * batch_mean
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(first.moving_mean), expected, rtol=1e-3, atol=1e-6)
+    for bad in (1.0, -0.1, "fast", True):
+        with pytest.raises(ValueError, match="bn_momentum"):
+            get_model(name, input_size=32, filters=4, batch_norm=True, bn_momentum=bad)

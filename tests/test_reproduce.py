@@ -1,4 +1,4 @@
-"""The reproduction pipeline: writers, figures, profile choice, notebooks, and a
+"""The reproduction pipeline: writers, figures, profile choice, and a
 smoke run of every experiment through to every table and figure file.
 
 The smoke run trains the ``smoke`` profile (tiny models, a few steps) on a
@@ -7,7 +7,6 @@ and written to a temporary folder) so the whole pipeline takes about a minute
 on 2 CPU cores.
 """
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -220,62 +219,6 @@ def test_train_arm_reuses_finished_and_resumes_interrupted(tmp_path, monkeypatch
     (run_b / "state.json").write_text('{"epochs_completed": 1}')
     rep.train_arm(exp, "b", "unetpp", profile="smoke", log=lambda m: None)
     assert calls[-1][0] == "unetpp" and calls[-1][1]["resume"] == run_b
-
-
-# ---------------------------------------------------------------------------
-# Notebooks
-# ---------------------------------------------------------------------------
-def _load_build():
-    spec = importlib.util.spec_from_file_location("nb_build", ROOT / "notebooks" / "build.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_percent_format_parsing_hand_case():
-    build = _load_build()
-    text = ("import os\n\n# %% [markdown]\n# # Title\n#\n# Some *text*.\n\n"
-            "# %%\nx = 1\n\n\ny = 2\n\n# %% A titled cell\nprint(x)\n")
-    assert build.parse_percent(text) == [
-        ("code", "import os"),
-        ("markdown", "# Title\n\nSome *text*."),
-        ("code", "x = 1\n\n\ny = 2"),
-        ("code", "print(x)"),
-    ]
-    nb = build.to_notebook(build.parse_percent(text), "demo")
-    assert nb["nbformat"] == 4 and nb["nbformat_minor"] == 5
-    assert nb["cells"][2]["source"] == ["x = 1\n", "\n", "\n", "y = 2"]
-    assert nb["cells"][1]["cell_type"] == "markdown" and "outputs" not in nb["cells"][1]
-    assert len({c["id"] for c in nb["cells"]}) == 4
-    with pytest.raises(ValueError, match=r"Received: '# %% \[raw\]'"):
-        build.parse_percent("# %% [raw]\nx\n")
-
-
-def test_notebooks_are_built_and_up_to_date():
-    build = _load_build()
-    names = [p.stem for p in build.sources()]
-    assert names == ["01_unet", "02_unetpp", "03_unet3p"]
-    assert build.main(["--check"]) == 0, "run: python notebooks/build.py"
-    # Required/allowed keys from nbformat's v4.5 JSON schema
-    # (jupyter/nbformat, nbformat/v4/nbformat.v4.5.schema.json): cells have
-    # additionalProperties false; ids match ^[a-zA-Z0-9-_]+$, 1-64 characters.
-    keys = {"code": {"id", "cell_type", "metadata", "source", "outputs", "execution_count"},
-            "markdown": {"id", "cell_type", "metadata", "source"}}
-    for name in names:
-        nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
-        assert set(nb) == {"metadata", "nbformat_minor", "nbformat", "cells"}
-        assert nb["nbformat"] == 4 and nb["nbformat_minor"] >= 5
-        assert {"name", "display_name"} <= set(nb["metadata"]["kernelspec"])
-        for cell in nb["cells"]:
-            assert set(cell) == keys[cell["cell_type"]]
-            assert re.fullmatch(r"[a-zA-Z0-9\-_]{1,64}", cell["id"])
-            assert all(isinstance(line, str) for line in cell["source"])
-        assert len({c["id"] for c in nb["cells"]}) == len(nb["cells"])
-        kinds = {c["cell_type"] for c in nb["cells"]}
-        assert kinds == {"code", "markdown"}
-        code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-        compile(code, name, "exec")  # the notebook's code is valid Python
-        assert "PROFILE" in code
 
 
 # ---------------------------------------------------------------------------
@@ -509,18 +452,6 @@ def test_smoke_summary_script(smoke_results, small_isbi):
     assert out.returncode == 0, out.stderr
     assert "profile: smoke (PROFILE=smoke)" in out.stdout and "| UNet 3+ | 0.923 |" in out.stdout
     assert (root / "SUMMARY.md").read_text() in out.stdout
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("notebook", ["01_unet.py", "02_unetpp.py", "03_unet3p.py"])
-def test_smoke_notebooks_run(smoke_results, small_isbi, notebook):
-    """Each notebook's code runs top to bottom (reusing the smoke trainings)."""
-    root, _ = smoke_results
-    out = subprocess.run([sys.executable, str(ROOT / "notebooks" / notebook)],
-                         capture_output=True, text=True, env=_smoke_env(root, small_isbi),
-                         timeout=600, cwd=root)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "reusing finished run" in out.stdout and "## Provenance" in out.stdout
 
 
 def test_bench_run_all_runs_every_script_and_reports_failures(tmp_path):

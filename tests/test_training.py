@@ -40,8 +40,6 @@ def test_resolve_val_slices():
 def test_bad_model_names():
     with pytest.raises(ValueError, match=r"Unknown model 'unet4'.*unetpp_ds"):
         train("unet4", profile="smoke")
-    with pytest.raises(ValueError, match="classification-guided"):
-        train("unet3p_ds_cgm", profile="smoke")
     with pytest.raises(ValueError, match="Unknown profile"):
         train("unet", profile="fast")
 

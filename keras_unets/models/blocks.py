@@ -8,6 +8,8 @@ work (for example the nearest valid tile size).
 import keras
 from keras import layers
 
+from keras_unets.layers import BilinearUpSampling2D
+
 PADDINGS = ("same", "valid")
 
 
@@ -209,6 +211,19 @@ def check_rate(arg, value):
     return float(value)
 
 
+def check_bn_momentum(value):
+    """``bn_momentum`` as a float in [0, 1)."""
+    try:
+        m = float(value)
+    except (TypeError, ValueError):
+        m = None
+    if m is None or isinstance(value, bool) or not 0.0 <= m < 1.0:
+        raise ValueError(
+            "`bn_momentum` must be a float in [0, 1) (Keras' default 0.99; 0.9 "
+            f"settles the moving statistics within ~50 steps). Received: bn_momentum={value!r}")
+    return m
+
+
 def check_nonneg(arg, value):
     """Check a non-negative number (e.g. an L2 factor)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -288,7 +303,7 @@ def regularizer(l2):
 # --------------------------------------------------------------------------
 def conv_unit(filters, *, name, n_convs=2, kernel_size=3, padding="same",
               batch_norm=False, activation="relu", dropout=0.0,
-              kernel_initializer="he_normal", l2=0.0, use_bias=None):
+              kernel_initializer="he_normal", l2=0.0, use_bias=None, bn_momentum=0.99):
     """``n_convs`` x (conv [-> BN] -> activation [-> dropout]), named ``{name}_conv{i}``.
 
     Without batch norm the activation is fused into the convolution (one
@@ -310,7 +325,7 @@ def conv_unit(filters, *, name, n_convs=2, kernel_size=3, padding="same",
                 name=f"{name}_conv{i}",
             )(x)
             if batch_norm:
-                x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+                x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn{i}")(x)
                 x = layers.Activation(activation, name=f"{name}_{activation}{i}")(x)
             if dropout:
                 x = layers.Dropout(dropout, name=f"{name}_drop{i}")(x)
@@ -320,7 +335,7 @@ def conv_unit(filters, *, name, n_convs=2, kernel_size=3, padding="same",
 
 
 def conv_bn_relu(filters, *, name, kernel_size=3, batch_norm=True,
-                 kernel_initializer="he_normal"):
+                 kernel_initializer="he_normal", bn_momentum=0.99):
     """One 3x3 conv (with bias) [-> BN] -> ReLU: the UNet 3+ skip/fusion unit."""
 
     def apply(x):
@@ -329,7 +344,7 @@ def conv_bn_relu(filters, *, name, kernel_size=3, batch_norm=True,
                           kernel_initializer=kernel_initializer,
                           name=f"{name}_conv")(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}_bn")(x)
+            x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
             x = layers.Activation("relu", name=f"{name}_relu")(x)
         return x
 
@@ -351,8 +366,7 @@ def output_head(num_classes, activation, *, name, kernel_size=1,
                           kernel_regularizer=regularizer(l2),
                           name=f"{name}_conv")(x)
         if upsample > 1:
-            x = layers.UpSampling2D(upsample, interpolation="bilinear",
-                                    name=f"{name}_up")(x)
+            x = BilinearUpSampling2D(upsample, name=f"{name}_up")(x)
         return layers.Activation(activation or "linear", dtype="float32", name=name)(x)
 
     return apply

@@ -24,11 +24,14 @@ Section 2.3 (classification-guided module, CGM): Dropout 0.5 -> 1x1 conv to
 2 channels -> global max-pool -> sigmoid on X_En^5 (output ``cls``); its
 argmax (0/1) multiplies every segmentation output. The argmax passes no
 gradient (:class:`keras_unets.layers.ClassGuidance`), so ``cls`` needs its own
-loss (binary cross-entropy against [absent, present]; on ISBI every slice has
-cells, so the target is always [0, 1]). Unlike the official code, which
-multiplies the logits before the sigmoid (so "absent" gives 0.5), the mask is
-applied to the activated map (so "absent" gives 0); a CGM model therefore
-needs an output activation (``output_activation=None`` is refused).
+loss (binary cross-entropy against one-hot [absent, present], index 1 =
+present as the argmax reads it; :func:`keras_unets.augment.cgm_targets` makes
+it from each training crop: present if the crop's label has a cell pixel.
+Every whole ISBI slice has cells, small crops can be all membrane). Unlike
+the official code, which multiplies the logits before the sigmoid (so
+"absent" gives 0.5), the mask is applied to the activated map (so "absent"
+gives 0); a CGM model therefore needs an output activation
+(``output_activation=None`` is refused).
 
 Parameter counts (FACTS.md section 2), trainable: 26,970,625 (plain),
 26,988,485 (deep supervision), 26,990,535 (deep supervision + CGM);
@@ -37,7 +40,7 @@ Parameter counts (FACTS.md section 2), trainable: 26,970,625 (plain),
 import keras
 from keras import layers
 
-from keras_unets.layers import ClassGuidance
+from keras_unets.layers import BilinearUpSampling2D, ClassGuidance
 from keras_unets.models import blocks
 
 
@@ -50,6 +53,7 @@ def build_unet3p(
     depth=4,
     cat_channels=None,
     batch_norm=True,
+    bn_momentum=0.99,
     deep_supervision=False,
     cgm=False,
     cgm_dropout=0.5,
@@ -73,6 +77,10 @@ def build_unet3p(
             ``filters[0]``); the fused decoder width is
             ``cat_channels * (depth + 1)`` (paper: 320).
         batch_norm: BN after every conv (paper/official: True).
+        bn_momentum: momentum of the BatchNormalization moving statistics
+            (Keras default 0.99). After N steps they still hold 0.99**N of
+            their initial 0/1 (5 % after 300 steps), so short runs validate
+            better with 0.9 (the ``quick`` profile). Ignored without BN.
         deep_supervision: heads ``out1``..``out{depth+1}`` on every decoder
             scale, up-sampled to full size, instead of one head ``output``.
         cgm: add the classification-guided module (output ``cls``, masks
@@ -104,6 +112,7 @@ def build_unet3p(
         cat_channels = filters[0]
     blocks.check_int("cat_channels", cat_channels, minimum=1)
     cgm_dropout = blocks.check_rate("cgm_dropout", cgm_dropout)
+    bn_momentum = blocks.check_bn_momentum(bn_momentum)
     for arg, value in (("deep_supervision", deep_supervision), ("cgm", cgm),
                        ("batch_norm", batch_norm)):
         if not isinstance(value, bool):
@@ -126,6 +135,7 @@ def build_unet3p(
         if k > 1:
             x = layers.MaxPooling2D(2, strides=2, padding="same", name=f"e{k}_pool")(x)
         x = blocks.conv_unit(filters[k - 1], name=f"e{k}", batch_norm=batch_norm,
+                             bn_momentum=bn_momentum,
                              kernel_initializer=kernel_initializer, use_bias=True)(x)
         enc[k] = x
 
@@ -137,18 +147,17 @@ def build_unet3p(
             p = layers.MaxPooling2D(f, strides=f, padding="same",
                                     name=f"hd{d}_from_e{k}_pool")(enc[k])
             parts.append(_skip(cat_channels, f"hd{d}_from_e{k}", batch_norm,
-                               kernel_initializer)(p))
+                               kernel_initializer, bn_momentum)(p))
         parts.append(_skip(cat_channels, f"hd{d}_from_e{d}", batch_norm,
-                           kernel_initializer)(enc[d]))
+                           kernel_initializer, bn_momentum)(enc[d]))
         for k in range(d + 1, n_scales + 1):  # deeper decoder maps, up-sampled
             f = 2 ** (k - d)
-            u = layers.UpSampling2D(f, interpolation="bilinear",
-                                    name=f"hd{d}_from_hd{k}_up")(dec[k])
+            u = BilinearUpSampling2D(f, name=f"hd{d}_from_hd{k}_up")(dec[k])
             parts.append(_skip(cat_channels, f"hd{d}_from_hd{k}", batch_norm,
-                               kernel_initializer)(u))
+                               kernel_initializer, bn_momentum)(u))
         merged = layers.Concatenate(axis=-1, name=f"hd{d}_concat")(parts)
         dec[d] = blocks.conv_bn_relu(up_channels, name=f"hd{d}_fuse",
-                                     batch_norm=batch_norm,
+                                     batch_norm=batch_norm, bn_momentum=bn_momentum,
                                      kernel_initializer=kernel_initializer)(merged)
 
     cls = None
@@ -178,6 +187,6 @@ def build_unet3p(
     return keras.Model(inputs, outputs, name=name)
 
 
-def _skip(channels, name, batch_norm, kernel_initializer):
+def _skip(channels, name, batch_norm, kernel_initializer, bn_momentum):
     return blocks.conv_bn_relu(channels, name=name, batch_norm=batch_norm,
-                               kernel_initializer=kernel_initializer)
+                               kernel_initializer=kernel_initializer, bn_momentum=bn_momentum)

@@ -1,0 +1,56 @@
+"""keras_unets.layers: BilinearUpSampling2D against Keras' own bilinear up-sampling."""
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from keras_unets.layers import BilinearUpSampling2D  # noqa: E402
+from keras_unets.models import get_model  # noqa: E402
+
+
+@pytest.mark.parametrize("size", [(2, 2), (4, 4), (8, 8), (16, 16), (2, 3), (1, 4)])
+@pytest.mark.parametrize("shape", [(2, 5, 7, 3), (1, 16, 16, 4)])
+def test_dynamic_path_equals_stock_bilinear(size, shape):
+    x = np.random.default_rng(0).normal(size=shape).astype("float32")
+    stock = keras.layers.UpSampling2D(size, interpolation="bilinear")(x)
+    ours = BilinearUpSampling2D(size)
+    dyn = keras.ops.convert_to_numpy(ours.call_dynamic(x))
+    assert dyn.shape == (shape[0], shape[1] * size[0], shape[2] * size[1], shape[3])
+    np.testing.assert_allclose(dyn, keras.ops.convert_to_numpy(stock), atol=3e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x)),
+                               keras.ops.convert_to_numpy(stock), atol=3e-6)
+
+
+def test_hand_values_two_pixels():
+    # [0, 4] up x2: source positions -0.25, 0.25, 0.75, 1.25 -> 0, 1, 3, 4 (edges clamp)
+    x = np.array([0.0, 4.0], np.float32).reshape(1, 1, 2, 1)
+    out = keras.ops.convert_to_numpy(BilinearUpSampling2D((1, 2)).call_dynamic(x))
+    np.testing.assert_allclose(out.ravel(), [0.0, 1.0, 3.0, 4.0], atol=1e-6)
+
+
+def test_channels_first_and_config_round_trip():
+    x = np.random.default_rng(1).normal(size=(1, 3, 4, 5)).astype("float32")
+    layer = BilinearUpSampling2D(2, data_format="channels_first", name="up")
+    stock = keras.layers.UpSampling2D(2, data_format="channels_first", interpolation="bilinear")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.call_dynamic(x)),
+                               keras.ops.convert_to_numpy(stock(x)), atol=3e-6)
+    clone = BilinearUpSampling2D.from_config(layer.get_config())
+    assert clone.size == (2, 2) and clone.interpolation == "bilinear" and clone.name == "up"
+
+
+def test_unet3p_predicts_at_several_sizes(tmp_path):
+    """Regression: Keras 3.15's bilinear UpSampling2D fails on TensorFlow when
+    ``predict`` retraces for a second input size (unknown H, W)."""
+    model = get_model("unet3p_ds", filters=4, cat_channels=4)
+    shapes = [(1, 64, 64, 1), (2, 128, 96, 1), (1, 32, 160, 1)]
+    for shape in shapes:
+        outs = model.predict_on_batch(np.zeros(shape, np.float32))
+        for out in outs:
+            assert tuple(out.shape) == shape
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    x = np.random.default_rng(2).random((1, 96, 64, 1)).astype("float32")
+    np.testing.assert_allclose(loaded.predict_on_batch(x)[0], model.predict_on_batch(x)[0],
+                               atol=1e-5)
+    assert any(isinstance(layer, BilinearUpSampling2D) for layer in loaded.layers)
