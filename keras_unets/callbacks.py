@@ -27,6 +27,8 @@ import keras
 import numpy as np
 
 from keras_unets.io import atomic_write, atomic_write_json, atomic_write_text
+
+CGM_OUTPUT = "cls"  # = keras_unets.augment.CGM_OUTPUT (the CGM's class-score output)
 from keras_unets.metrics import threshold_sweep, to_uint8
 from keras_unets.predict import _run
 
@@ -141,12 +143,18 @@ class ThresholdSweep(keras.callbacks.Callback):
 
     # ------------------------------------------------------------- prediction
     def predict(self, model=None):
-        """Probabilities ``name -> float32 (N, H, W)`` for every output."""
+        """Probabilities ``name -> float32 (N, H, W)`` for every map output.
+
+        The UNet 3+ classification-guided module's ``cls`` output (class
+        scores, not a map; Huang et al. 2020, sec. 2.3) is left out: the
+        segmentation heads it masks are swept.
+        """
         model = model or self.model
-        names = list(model.output_names)
+        names = [n for n in model.output_names if n != CGM_OUTPUT]
         if self.tile is None:
             x = self.images[..., None].astype(np.float32) / 255.0
             probs = _predict_whole(model, x, self.batch_size)
+            probs = {n: p for n, p in probs.items() if n in names}
         else:
             from keras_unets.predict import predict_tiled
 
@@ -170,7 +178,7 @@ class ThresholdSweep(keras.callbacks.Callback):
     def sweep(self, model=None):
         """``{name: (256,) accuracies}`` for every output (+ ``mean``)."""
         probs = self.predict(model)
-        heads = [n for n in probs if n != "cls"]
+        heads = [n for n in probs if n != CGM_OUTPUT]
         sweeps = {}
         for name in heads:
             sweeps[name] = threshold_sweep(to_uint8(np.clip(probs[name], 0, 1)), self.labels)

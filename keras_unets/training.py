@@ -316,46 +316,6 @@ def _wrap_valid(dataset, out_size):
     return ValidTargets()
 
 
-def _segmentation_view(model):
-    """``model`` without its CGM ``cls`` output: same layers and weights.
-
-    The classification-guided module (Huang et al., ICASSP 2020, sec. 2.3)
-    predicts ``(B, 2)`` class scores, not a map; threshold sweeps score the
-    segmentation heads only (each already masked by the module).
-    """
-    import keras
-
-    from keras_unets.augment import CGM_OUTPUT
-
-    names = list(model.output_names)
-    if CGM_OUTPUT not in names:
-        return model
-    keep = [t for n, t in zip(names, model.outputs) if n != CGM_OUTPUT]
-    return keras.Model(model.inputs, keep if len(keep) > 1 else keep[0],
-                       name=f"{model.name}_segmentation")
-
-
-def _make_threshold_sweep(images, labels, **kwargs):
-    """:class:`keras_unets.callbacks.ThresholdSweep` over segmentation outputs.
-
-    ``ThresholdSweep.predict`` checks that every output is a map of the
-    slices' size; a CGM model's ``cls`` output is not, so the sweep predicts
-    with :func:`_segmentation_view` of the model (built once per model).
-    """
-    from keras_unets.callbacks import ThresholdSweep
-
-    class SegmentationSweep(ThresholdSweep):
-        _view = (None, None)
-
-        def predict(self, model=None):
-            model = model or self.model
-            if self._view[0] is not model:
-                self._view = (model, _segmentation_view(model))
-            return super().predict(self._view[1])
-
-    return SegmentationSweep(images, labels, **kwargs)
-
-
 def _truncate_history_csv(path, initial_epoch):
     """Drop ``history.csv`` rows of epochs ``>= initial_epoch`` (redone on resume)."""
     path = Path(path)
@@ -600,6 +560,7 @@ def train(
     from keras_unets.callbacks import (
         AtomicCheckpoint,
         CosineTimeDecay,
+        ThresholdSweep,
         TimeLimit,
         load_state,
         plot_threshold_curve,
@@ -696,7 +657,7 @@ def train(
         dataset.set_epoch(initial_epoch)
         fit_data = _wrap_valid(dataset, out_size) if valid_padding else dataset
 
-        sweep = _make_threshold_sweep(
+        sweep = ThresholdSweep(
             x_val, y_val, csv_path=run_dir / "thresholds.csv",
             curve_path=run_dir / "threshold_curve.png",
             history_path=run_dir / "accuracy.png", tile=val_tile,

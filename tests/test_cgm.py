@@ -30,7 +30,6 @@ from keras_unets.profiles import resolve_config  # noqa: E402
 from keras_unets.training import (  # noqa: E402
     _CenterCropTargets,
     _compile,
-    _segmentation_view,
     evaluate_run,
     load_run_model,
     train,
@@ -175,16 +174,22 @@ def test_cgm_refuses_logits_config():
         _compile(model, config, total_steps=1)
 
 
-def test_segmentation_view_drops_cls_only():
+def test_threshold_sweep_skips_cls_output():
+    from keras_unets.callbacks import ThresholdSweep
+
     model, _ = _tiny_cgm()
-    view = _segmentation_view(model)
-    assert list(view.output_names) == HEADS
-    x = np.random.default_rng(0).random((1, 32, 32, 1)).astype(np.float32)
-    full = _predict(model, x)
-    part = _predict(view, x)
-    assert set(part) == set(HEADS)
-    for name in HEADS:
-        np.testing.assert_allclose(part[name], full[name], rtol=1e-6)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 32, 32), dtype=np.uint8)
+    labels = np.where(rng.random((2, 32, 32)) > 0.5, 255, 0).astype(np.uint8)
+    for tile in (None, 32):
+        sweep = ThresholdSweep(images, labels, tile=tile)
+        probs = sweep.predict(model)
+        assert set(probs) == set(HEADS)
+        full = _predict(model, images[..., None].astype(np.float32) / 255.0)
+        if tile is None:
+            for name in HEADS:
+                np.testing.assert_allclose(probs[name], full[name][..., 0], rtol=1e-5, atol=1e-6)
+        assert "cls" not in sweep.sweep(model)
 
 
 # ----------------------------------------------------------------- training
