@@ -26,9 +26,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_unets.augment import CGM_OUTPUT  # the CGM's class-score output, not a map
 from keras_unets.io import atomic_write, atomic_write_json, atomic_write_text
-
-CGM_OUTPUT = "cls"  # = keras_unets.augment.CGM_OUTPUT (the CGM's class-score output)
 from keras_unets.metrics import threshold_sweep, to_uint8
 from keras_unets.predict import _run
 
