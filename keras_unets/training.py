@@ -64,7 +64,7 @@ import numpy as np
 from keras_unets.io import atomic_write_json, atomic_write_text
 from keras_unets.profiles import resolve_config
 
-__all__ = ["TrainResult", "train", "evaluate_run", "load_run_model", "REPORT_TEST_SLICES"]
+__all__ = ["TrainResult", "train", "train_loop", "evaluate_run", "load_run_model", "REPORT_TEST_SLICES"]
 
 REPORT_TRAIN_SLICES = tuple(range(25))
 REPORT_TEST_SLICES = tuple(range(25, 30))
@@ -424,6 +424,62 @@ def _default_out(model_name, profile):
     return Path("runs") / f"{model_name}-{profile}-{stamp}"
 
 
+def train_loop(model, dataset, *, epochs, initial_epoch=0, callbacks=(), verbose=0):
+    """Train like ``model.fit(dataset, ...)``, one ``train_on_batch`` per step.
+
+    Same contract as ``fit`` for what :func:`train` uses: callbacks get
+    ``on_train_begin/end``, ``on_epoch_begin/end`` (with the epoch's running
+    metrics in the logs) and ``on_train_batch_begin/end``; metrics reset at
+    each epoch; ``model.stop_training`` (set by e.g. ``TimeLimit``) ends
+    training after the current batch, and the epoch still ends normally, so
+    its checkpoint and threshold sweep are written; ``dataset.on_epoch_end()``
+    is called after every finished epoch. ``dataset`` is indexable
+    (``dataset[i]`` is ``(x, y)`` or ``(x, y, sample_weight)``) with
+    ``len(dataset)`` steps per epoch, e.g. a
+    :class:`~keras_unets.augment.SegmentationDataset`.
+
+    Why not ``fit``: on TensorFlow, ``fit`` wraps a ``PyDataset`` in
+    ``tf.data.Dataset.from_generator``. On the project's 2-core box the same
+    UNet 3+ batches took 5.8-10.4 s per step through ``fit`` and 4.5 s
+    through ``train_on_batch`` (``bench/bench_fit_loop.py``, BENCHMARKS.md):
+    on a CPU-bound 30-minute budget that is 1.3-1.8x more steps. The data
+    (about 4 ms per batch) is produced between steps, not in parallel.
+
+    Returns:
+        The ``keras.callbacks.History`` of this call.
+    """
+    import keras
+
+    steps = len(dataset)
+    if steps < 1:
+        raise ValueError(f"train_loop needs a dataset with at least one batch. "
+                         f"Received: len(dataset)={steps}")
+    history = keras.callbacks.History()
+    cbs = keras.callbacks.CallbackList(
+        list(callbacks) + [history], add_progbar=bool(verbose), model=model,
+        verbose=verbose, epochs=epochs, steps=steps)
+    model.stop_training = False
+    cbs.on_train_begin()
+    logs = {}
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        cbs.on_epoch_begin(epoch)
+        for step in range(steps):
+            cbs.on_train_batch_begin(step)
+            batch = dataset[step]
+            logs = model.train_on_batch(*batch, return_dict=True)
+            logs = {k: float(v) for k, v in logs.items()}
+            cbs.on_train_batch_end(step, logs)
+            if model.stop_training:
+                break
+        cbs.on_epoch_end(epoch, dict(logs))
+        dataset.on_epoch_end()
+        if model.stop_training:
+            break
+    cbs.on_train_end(dict(logs))
+    return history
+
+
 def _strategy_scope(strategy):
     import contextlib
 
@@ -692,8 +748,12 @@ def train(
 
         start = time.perf_counter()
         if initial_epoch < total_epochs:
-            model.fit(fit_data, epochs=total_epochs, initial_epoch=initial_epoch,
-                      callbacks=callbacks, verbose=verbose)
+            if strat is None:
+                train_loop(model, fit_data, epochs=total_epochs, initial_epoch=initial_epoch,
+                           callbacks=callbacks, verbose=verbose)
+            else:  # tf.distribute splits each batch across replicas inside fit
+                model.fit(fit_data, epochs=total_epochs, initial_epoch=initial_epoch,
+                          callbacks=callbacks, verbose=verbose)
         seconds = time.perf_counter() - start
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
