@@ -433,7 +433,10 @@ def train_loop(model, dataset, *, epochs, initial_epoch=0, callbacks=(), verbose
     each epoch; ``model.stop_training`` (set by e.g. ``TimeLimit``) ends
     training after the current batch, and the epoch still ends normally, so
     its checkpoint and threshold sweep are written; ``dataset.on_epoch_end()``
-    is called after every finished epoch. ``dataset`` is indexable
+    is called after every finished epoch. Logged metrics are the running
+    mean of the per-batch values over the epoch (what ``fit`` logs for mean
+    metrics such as loss and accuracy, batches being of equal size).
+    ``dataset`` is indexable
     (``dataset[i]`` is ``(x, y)`` or ``(x, y, sample_weight)``) with
     ``len(dataset)`` steps per epoch, e.g. a
     :class:`~keras_unets.augment.SegmentationDataset`.
@@ -462,13 +465,18 @@ def train_loop(model, dataset, *, epochs, initial_epoch=0, callbacks=(), verbose
     cbs.on_train_begin()
     logs = {}
     for epoch in range(initial_epoch, epochs):
-        model.reset_metrics()
         cbs.on_epoch_begin(epoch)
+        sums, done = {}, 0
         for step in range(steps):
             cbs.on_train_batch_begin(step)
             batch = dataset[step]
-            logs = model.train_on_batch(*batch, return_dict=True)
-            logs = {k: float(v) for k, v in logs.items()}
+            # train_on_batch resets the metrics on every call: keep the
+            # running means that fit's logs would show
+            batch_logs = model.train_on_batch(*batch, return_dict=True)
+            done += 1
+            for k, v in batch_logs.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            logs = {k: v / done for k, v in sums.items()}
             cbs.on_train_batch_end(step, logs)
             if model.stop_training:
                 break
