@@ -221,7 +221,9 @@ def provenance(command=None):
     if command is None:
         command = " ".join(shlex.quote(a) for a in sys.argv)
     gpu = detect_gpu()
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    # results/ holds the outputs being (re)written: not a code change
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ":/",
+                  ":(exclude,top)results")
     return {
         "command": command,
         "cwd": os.getcwd(),
