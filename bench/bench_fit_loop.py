@@ -12,7 +12,9 @@ Why this exists: on the project's 2-core CPU box ``fit`` (which wraps a
 ``PyDataset`` in ``tf.data.Dataset.from_generator`` on TensorFlow) took
 longer per step than ``train_on_batch`` on the same batches, and the quick
 profile's 30-minute budget is CPU-bound. ``train()`` uses ``train_loop``
-when it runs on one device.
+when it runs on one device. The two methods share the process (the second
+runs after the first), so compare ratios across runs with care: a fresh
+process gave UNet 3+ 4.5 s per ``train_on_batch`` step.
 
 Run: ``.venv/bin/python bench/bench_fit_loop.py [--models unet,unet3p] [--steps 8] [--epochs 4]``
 Results: ``bench/results/fit_loop.md``.

@@ -94,53 +94,16 @@ def time_steps(model, *, size, batch, jit, steps, warmup):
     return first, statistics.median(times), times
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    # ours and the keras-unet-collection counterpart side by side, so that a
-    # run cut short by --budget-s still compares complete pairs
-    pairs = [m for pair in zip(OURS_DEFAULT.split(","), KUC_DEFAULT.split(",")) for m in pair]
-    p.add_argument("--models", default=",".join(pairs),
-                   help="comma-separated: registry names and kuc_* builders")
-    p.add_argument("--sizes", default="256", help="tile sizes, e.g. 256,512")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--xla", default="off,on", help="off, on, or off,on")
-    p.add_argument("--steps", type=int, default=3, help="timed steps (median)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (>= 1)")
-    p.add_argument("--budget-s", type=float, default=600,
-                   help="do not start a new configuration after this many seconds")
-    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_step.md"))
-    args = p.parse_args(argv)
+def write_table(args, rows, skipped, load0, start, running=None):
+    """Write the results table atomically; ``running`` names an unfinished configuration.
 
+    Called before every configuration and at the end, so a run that dies
+    (e.g. killed for memory) keeps every finished row and names the
+    configuration it died in.
+    """
     import keras
     import tensorflow as tf
 
-    models = [m for m in args.models.split(",") if m]
-    sizes = [int(s) for s in args.sizes.split(",") if s]
-    modes = [{"off": False, "on": True}[m] for m in args.xla.split(",") if m]
-    load0 = os.getloadavg()
-    start = time.perf_counter()
-    rows, skipped = [], []
-    for size in sizes:
-        for name in models:
-            for jit in modes:
-                label = f"{name} {size} xla={'on' if jit else 'off'}"
-                if time.perf_counter() - start > args.budget_s:
-                    skipped.append(label)
-                    continue
-                keras.backend.clear_session()
-                gc.collect()
-                try:
-                    model = build(name, size)
-                    params = model.count_params()
-                    first, med, times = time_steps(model, size=size, batch=args.batch, jit=jit,
-                                                   steps=args.steps, warmup=args.warmup)
-                    row = {"model": name, "size": size, "xla": jit, "params": params,
-                           "first": first, "median": med, "times": times, "status": "ok"}
-                except Exception as exc:  # noqa: BLE001 - reported in the table
-                    row = {"model": name, "size": size, "xla": jit, "params": None,
-                           "status": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"}
-                rows.append(row)
-                print(label, row.get("median"), row["status"], flush=True)
     load1 = os.getloadavg()
     wall = time.perf_counter() - start
 
@@ -184,8 +147,64 @@ def main(argv=None):
         "batch norm (4 inputs per decoder node instead of 5).",
         "",
     ]
+    if running:
+        lines += [f"**Running when this file was last written: {running}.** If the run "
+                  "ended here, that configuration did not finish (e.g. the process was "
+                  "killed for memory).", ""]
     text = "\n".join(lines)
     atomic_write_text(args.out, text)
+    return text
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # ours and the keras-unet-collection counterpart side by side, so that a
+    # run cut short by --budget-s still compares complete pairs
+    pairs = [m for pair in zip(OURS_DEFAULT.split(","), KUC_DEFAULT.split(",")) for m in pair]
+    p.add_argument("--models", default=",".join(pairs),
+                   help="comma-separated: registry names and kuc_* builders")
+    p.add_argument("--sizes", default="256", help="tile sizes, e.g. 256,512")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--xla", default="off,on", help="off, on, or off,on")
+    p.add_argument("--steps", type=int, default=3, help="timed steps (median)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (>= 1)")
+    p.add_argument("--budget-s", type=float, default=600,
+                   help="do not start a new configuration after this many seconds")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_step.md"))
+    args = p.parse_args(argv)
+
+    import keras
+    import tensorflow as tf
+
+    models = [m for m in args.models.split(",") if m]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    modes = [{"off": False, "on": True}[m] for m in args.xla.split(",") if m]
+    load0 = os.getloadavg()
+    start = time.perf_counter()
+    rows, skipped = [], []
+    for size in sizes:
+        for name in models:
+            for jit in modes:
+                label = f"{name} {size} xla={'on' if jit else 'off'}"
+                if time.perf_counter() - start > args.budget_s:
+                    skipped.append(label)
+                    continue
+                write_table(args, rows, skipped, load0, start, running=label)
+                keras.backend.clear_session()
+                gc.collect()
+                try:
+                    model = build(name, size)
+                    params = model.count_params()
+                    first, med, times = time_steps(model, size=size, batch=args.batch, jit=jit,
+                                                   steps=args.steps, warmup=args.warmup)
+                    row = {"model": name, "size": size, "xla": jit, "params": params,
+                           "first": first, "median": med, "times": times, "status": "ok"}
+                except Exception as exc:  # noqa: BLE001 - reported in the table
+                    row = {"model": name, "size": size, "xla": jit, "params": None,
+                           "status": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"}
+                rows.append(row)
+                print(label, row.get("median"), row["status"], flush=True)
+    text = write_table(args, rows, skipped, load0, start)
     print(text)
     return 0
 

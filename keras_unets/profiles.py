@@ -40,8 +40,8 @@ Profiles:
     results are still written). The project's 2-core box is about 3x slower
     than the FACTS.md machine (U-Net-16 ~1.15 s, UNet++-12 ~2.6 s, UNet 3+
     16/8 ~4.5 s per ``train_on_batch`` of 4 crops; ``train()`` steps with
-    :func:`keras_unets.training.train_loop`, because ``fit`` was 1.3-1.8x
-    slower per step here, see ``bench/bench_fit_loop.py``), so a
+    :func:`keras_unets.training.train_loop` rather than ``fit``, see
+    ``bench/bench_fit_loop.py``), so a
     step-count schedule ends before it has decayed: UNet++ and UNet 3+ use
     ``lr_schedule="cosine_time"`` (:class:`keras_unets.callbacks.CosineTimeDecay`:
     the cosine runs over the elapsed fraction of the 30 minutes, or of the

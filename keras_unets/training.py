@@ -442,10 +442,13 @@ def train_loop(model, dataset, *, epochs, initial_epoch=0, callbacks=(), verbose
     :class:`~keras_unets.augment.SegmentationDataset`.
 
     Why not ``fit``: on TensorFlow, ``fit`` wraps a ``PyDataset`` in
-    ``tf.data.Dataset.from_generator``. On the project's 2-core box the same
-    UNet 3+ batches took 5.8-10.4 s per step through ``fit`` and 4.5 s
-    through ``train_on_batch`` (``bench/bench_fit_loop.py``, BENCHMARKS.md):
-    on a CPU-bound 30-minute budget that is 1.3-1.8x more steps. The data
+    ``tf.data.Dataset.from_generator``. On the project's 2-core box that
+    path showed intermittent slow epochs (UNet 3+: 5.8-10.4 s per step
+    against a steady 4.5-6.6 s through ``train_on_batch``;
+    ``bench/bench_fit_loop.py`` measured 1.12x (U-Net) and 1.19x (UNet 3+)
+    side by side, BENCHMARKS.md). In a full 30-minute quick run the gain
+    did not show: UNet 3+ trained 6 epochs x 60 steps either way. The loop
+    is kept because it is steadier and easier to reason about; the data
     (about 4 ms per batch) is produced between steps, not in parallel.
 
     Returns:
