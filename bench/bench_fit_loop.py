@@ -13,8 +13,7 @@ Why this exists: on the project's 2-core CPU box ``fit`` (which wraps a
 longer per step than ``train_on_batch`` on the same batches, and the quick
 profile's 30-minute budget is CPU-bound. ``train()`` uses ``train_loop``
 when it runs on one device. The two methods share the process (the second
-runs after the first), so compare ratios across runs with care: a fresh
-process gave UNet 3+ 4.5 s per ``train_on_batch`` step.
+runs after the first), so the second may run slower than it would alone.
 
 Run: ``.venv/bin/python bench/bench_fit_loop.py [--models unet,unet3p] [--steps 8] [--epochs 4]``
 Results: ``bench/results/fit_loop.md``.
@@ -36,21 +35,6 @@ sys.path.insert(0, str(ROOT))
 from keras_unets.io import atomic_write_text  # noqa: E402
 
 
-class _EpochTimer:
-    def __init__(self, steps):
-        import keras
-
-        class T(keras.callbacks.Callback):
-            def on_epoch_begin(cb, epoch, logs=None):
-                cb.t = time.perf_counter()
-
-            def on_epoch_end(cb, epoch, logs=None):
-                self.per_step.append((time.perf_counter() - cb.t) / steps)
-
-        self.per_step = []
-        self.callback = T()
-
-
 def run(name, method, steps, epochs, data_dir):
     import keras
 
@@ -69,12 +53,20 @@ def run(name, method, steps, epochs, data_dir):
         data.train_images[:25], data.train_labels[:25], batch_size=int(cfg["batch_size"]),
         crop=int(cfg["crop"]), augmenter=Augmenter(**cfg["augment"], elastic=True),
         steps_per_epoch=steps, seed=0)
-    timer = _EpochTimer(steps)
+    per_step = []
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            per_step.append((time.perf_counter() - self.t) / steps)
+
     if method == "fit":
-        model.fit(ds, epochs=epochs, callbacks=[timer.callback], verbose=0)
+        model.fit(ds, epochs=epochs, callbacks=[EpochTimer()], verbose=0)
     else:
-        training.train_loop(model, ds, epochs=epochs, callbacks=[timer.callback])
-    return timer.per_step
+        training.train_loop(model, ds, epochs=epochs, callbacks=[EpochTimer()])
+    return per_step
 
 
 def main(argv=None):

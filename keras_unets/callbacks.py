@@ -176,8 +176,8 @@ class ThresholdSweep(keras.callbacks.Callback):
 
     def sweep(self, model=None):
         """``{name: (256,) accuracies}`` for every output (+ ``mean``)."""
-        probs = self.predict(model)
-        heads = [n for n in probs if n != CGM_OUTPUT]
+        probs = self.predict(model)  # map outputs only (no CGM ``cls``)
+        heads = list(probs)
         sweeps = {}
         for name in heads:
             sweeps[name] = threshold_sweep(to_uint8(np.clip(probs[name], 0, 1)), self.labels)

@@ -39,7 +39,7 @@ Profiles:
     ``time_limit_minutes=30`` stops training cleanly (checkpoints and
     results are still written). The project's 2-core box is about 3x slower
     than the FACTS.md machine (U-Net-16 ~1.15 s, UNet++-12 ~2.6 s, UNet 3+
-    16/8 ~4.5 s per ``train_on_batch`` of 4 crops; ``train()`` steps with
+    16/8 ~4.6 s per ``train_on_batch`` of 4 crops; ``train()`` steps with
     :func:`keras_unets.training.train_loop` rather than ``fit``, see
     ``bench/bench_fit_loop.py``), so a
     step-count schedule ends before it has decayed: UNet++ and UNet 3+ use
