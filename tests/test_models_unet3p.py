@@ -117,3 +117,43 @@ def test_generic_depth_has_depth_plus_one_inputs():
         layer = model.get_layer(f"hd{d}_concat")
         assert len(layer.input) == 3
         assert layer.output.shape[-1] == 9
+
+
+def test_skip_upsampling_after_conv_same_weights_conv_at_source_resolution():
+    kw = dict(input_shape=(32, 32, 1), filters=4, cat_channels=3)
+    before = build_unet3p(**kw)
+    after = build_unet3p(skip_upsampling="after_conv", **kw)
+    assert after.count_params() == before.count_params()
+    shapes = lambda m: {w.path: tuple(w.shape) for w in m.weights}  # noqa: E731
+    assert shapes(after) == shapes(before)
+    for d in range(1, 5):
+        for k in range(d + 1, 6):
+            conv = after.get_layer(f"hd{d}_from_hd{k}_conv")
+            src = "e5_relu2" if k == 5 else f"hd{k}_fuse_relu"
+            assert conv.input is after.get_layer(src).output  # low resolution
+            up = after.get_layer(f"hd{d}_from_hd{k}_up")
+            assert up.input is conv.output and up.size == (2 ** (k - d),) * 2
+            assert after.get_layer(f"hd{d}_from_hd{k}_bn").input is up.output
+            assert up.output.shape[1:] == (32 // 2 ** (d - 1),) * 2 + (3,)
+        # the shallower and same-scale skips are unchanged
+        assert after.get_layer(f"hd{d}_from_e{d}_conv").input is after.get_layer(
+            f"e{d}_relu2").output
+    # same weights, different function (the conv sees source pixels)
+    for layer in after.layers:
+        layer.set_weights(before.get_layer(layer.name).get_weights())
+    x = np.random.default_rng(0).random((2, 32, 32, 1), dtype=np.float32)
+    pb, pa = before.predict(x, verbose=0), after.predict(x, verbose=0)
+    assert pa.shape == pb.shape == (2, 32, 32, 1)
+    assert np.all(np.isfinite(pa)) and not np.allclose(pa, pb, atol=1e-4)
+
+
+def test_skip_upsampling_after_conv_without_batch_norm_and_unknown_value():
+    m = build_unet3p(input_shape=(16, 16, 1), filters=4, depth=2, cat_channels=3,
+                     batch_norm=False, skip_upsampling="after_conv")
+    up = m.get_layer("hd1_from_hd3_up")
+    assert m.get_layer("hd1_from_hd3_relu").input is up.output
+    assert m.get_layer("hd1_from_hd3_conv").activation.__name__ == "linear"
+    assert m.get_layer("hd1_from_e1_conv").activation.__name__ == "relu"
+    with pytest.raises(ValueError, match=r"'before_conv', 'after_conv'.*"
+                                         r"Received: skip_upsampling='late'"):
+        build_unet3p(input_shape=(16, 16, 1), skip_upsampling="late")

@@ -335,16 +335,26 @@ def conv_unit(filters, *, name, n_convs=2, kernel_size=3, padding="same",
 
 
 def conv_bn_relu(filters, *, name, kernel_size=3, batch_norm=True,
-                 kernel_initializer="he_normal", bn_momentum=0.99):
-    """One 3x3 conv (with bias) [-> BN] -> ReLU: the UNet 3+ skip/fusion unit."""
+                 kernel_initializer="he_normal", bn_momentum=0.99, upsample=1):
+    """One 3x3 conv (with bias) [-> bilinear up-sampling] [-> BN] -> ReLU.
+
+    The UNet 3+ skip/fusion unit. With ``upsample > 1`` the conv runs at the
+    input's (low) resolution and its output is up-sampled by
+    ``BilinearUpSampling2D(upsample)`` (layer ``{name}_up``) before BN and
+    ReLU; see ``build_unet3p(skip_upsampling="after_conv")``.
+    """
 
     def apply(x):
+        fused_relu = not batch_norm and upsample == 1
         x = layers.Conv2D(filters, kernel_size, padding="same",
-                          activation=None if batch_norm else "relu",
+                          activation="relu" if fused_relu else None,
                           kernel_initializer=kernel_initializer,
                           name=f"{name}_conv")(x)
+        if upsample > 1:
+            x = BilinearUpSampling2D(upsample, name=f"{name}_up")(x)
         if batch_norm:
             x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
+        if not fused_relu:
             x = layers.Activation("relu", name=f"{name}_relu")(x)
         return x
 

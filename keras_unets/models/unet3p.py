@@ -43,6 +43,9 @@ from keras import layers
 from keras_unets.layers import BilinearUpSampling2D, ClassGuidance
 from keras_unets.models import blocks
 
+#: Values of ``build_unet3p(skip_upsampling=...)``.
+SKIP_UPSAMPLING = ("before_conv", "after_conv")
+
 
 def build_unet3p(
     *,
@@ -52,6 +55,7 @@ def build_unet3p(
     filters=64,
     depth=4,
     cat_channels=None,
+    skip_upsampling="before_conv",
     batch_norm=True,
     bn_momentum=0.99,
     deep_supervision=False,
@@ -76,6 +80,18 @@ def build_unet3p(
         cat_channels: channels of each full-scale skip (paper: 64 =
             ``filters[0]``); the fused decoder width is
             ``cat_channels * (depth + 1)`` (paper: 320).
+        skip_upsampling: where the deeper decoder maps X_De^{i+1..} are
+            bilinearly up-sampled in each full-scale skip.
+            ``"before_conv"`` (paper and official code): up-sample, then the
+            3x3 conv to ``cat_channels`` at the node's resolution.
+            ``"after_conv"``: the 3x3 conv runs at the source's resolution
+            and its ``cat_channels`` output is up-sampled, then BN + ReLU.
+            Same layers and parameter count; both orders are linear maps of
+            the source, but the conv's receptive field is measured in source
+            pixels, so the results differ. It removes the up-sampled copies
+            of the wide deep maps (X_En^5 x16 to full size at 16x its
+            channels) and about 40 % of the multiply-adds of the quick
+            profile's UNet 3+ (BENCHMARKS.md, "UNet 3+ skip order").
         batch_norm: BN after every conv (paper/official: True).
         bn_momentum: momentum of the BatchNormalization moving statistics
             (Keras default 0.99). After N steps they still hold 0.99**N of
@@ -112,6 +128,10 @@ def build_unet3p(
         cat_channels = filters[0]
     blocks.check_int("cat_channels", cat_channels, minimum=1)
     cgm_dropout = blocks.check_rate("cgm_dropout", cgm_dropout)
+    if skip_upsampling not in SKIP_UPSAMPLING:
+        raise ValueError(
+            f"`skip_upsampling` must be one of {', '.join(map(repr, SKIP_UPSAMPLING))}. "
+            f"Received: skip_upsampling={skip_upsampling!r}")
     bn_momentum = blocks.check_bn_momentum(bn_momentum)
     for arg, value in (("deep_supervision", deep_supervision), ("cgm", cgm),
                        ("batch_norm", batch_norm)):
@@ -152,9 +172,13 @@ def build_unet3p(
                            kernel_initializer, bn_momentum)(enc[d]))
         for k in range(d + 1, n_scales + 1):  # deeper decoder maps, up-sampled
             f = 2 ** (k - d)
-            u = BilinearUpSampling2D(f, name=f"hd{d}_from_hd{k}_up")(dec[k])
-            parts.append(_skip(cat_channels, f"hd{d}_from_hd{k}", batch_norm,
-                               kernel_initializer, bn_momentum)(u))
+            if skip_upsampling == "after_conv":
+                parts.append(_skip(cat_channels, f"hd{d}_from_hd{k}", batch_norm,
+                                   kernel_initializer, bn_momentum, upsample=f)(dec[k]))
+            else:
+                u = BilinearUpSampling2D(f, name=f"hd{d}_from_hd{k}_up")(dec[k])
+                parts.append(_skip(cat_channels, f"hd{d}_from_hd{k}", batch_norm,
+                                   kernel_initializer, bn_momentum)(u))
         merged = layers.Concatenate(axis=-1, name=f"hd{d}_concat")(parts)
         dec[d] = blocks.conv_bn_relu(up_channels, name=f"hd{d}_fuse",
                                      batch_norm=batch_norm, bn_momentum=bn_momentum,
@@ -187,6 +211,7 @@ def build_unet3p(
     return keras.Model(inputs, outputs, name=name)
 
 
-def _skip(channels, name, batch_norm, kernel_initializer, bn_momentum):
+def _skip(channels, name, batch_norm, kernel_initializer, bn_momentum, upsample=1):
     return blocks.conv_bn_relu(channels, name=name, batch_norm=batch_norm,
-                               kernel_initializer=kernel_initializer, bn_momentum=bn_momentum)
+                               kernel_initializer=kernel_initializer, bn_momentum=bn_momentum,
+                               upsample=upsample)
