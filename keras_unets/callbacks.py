@@ -157,12 +157,10 @@ class ThresholdSweep(keras.callbacks.Callback):
         else:
             from keras_unets.predict import predict_tiled
 
-            probs = {
-                name: predict_tiled(model, self.images, tile=self.tile,
-                                    batch_size=self.batch_size, output=name,
-                                    from_logits=False, progress=False)
-                for name in names
-            }
+            # one overlap-tile pass for all heads
+            probs = predict_tiled(model, self.images, tile=self.tile,
+                                  batch_size=self.batch_size, output=names,
+                                  from_logits=False, progress=False)
         if self.from_logits:
             probs = {k: _sigmoid(v) for k, v in probs.items()}
         for name, p in probs.items():

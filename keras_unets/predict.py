@@ -482,6 +482,9 @@ def predict_tiled(
             ``tile // 8`` for same-padding models, 0 for valid-padding models.
         output: which output of a multi-output model (name or index);
             default the main output (``keras_unets.models.main_output_name``).
+            A list or tuple of outputs predicts them all from the same
+            forward passes and returns a dict (they must have one size,
+            e.g. the deep-supervision heads).
         from_logits: apply a sigmoid to the output. Default: auto, True if the
             output layer's activation is linear.
         align: tile steps are multiples of this; default the model's stride.
@@ -489,9 +492,16 @@ def predict_tiled(
             are more than 8 batches).
 
     Returns:
-        ``float32`` probabilities with the shape of ``images``.
+        ``float32`` probabilities with the shape of ``images``; for a list of
+        outputs, ``{output: probabilities}`` in the order given.
     """
     volume, squeeze = _as_volume(images)
+    multi = isinstance(output, (list, tuple))
+    outputs = list(output) if multi else [output]
+    if not outputs:
+        raise ValueError("output=[] names no output; pass a name, an index, a "
+                         "list of them, or None for the main output.")
+    output = outputs[0]
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
     if tile is None:
@@ -504,6 +514,12 @@ def predict_tiled(
     else:
         model_out = check_tile(model, tile, output=output)
     tile = int(tile)
+    if multi:
+        sizes = {o: _output_size(model, tile, o) for o in outputs}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(
+                f"Outputs of different sizes cannot share tiles: {sizes} for a "
+                f"{tile} px tile; predict them one at a time.")
     same = model_out == tile
     if margin is None:
         margin = tile // 8 if same else 0
@@ -523,7 +539,7 @@ def predict_tiled(
         from_logits = _is_logits_model(model)
 
     transforms = DIHEDRAL if tta else ((0, False),)
-    result = np.zeros(volume.shape, dtype=np.float32)
+    results = {o: np.zeros(volume.shape, dtype=np.float32) for o in range(len(outputs))}
     # Gather every tile of every slice and transform, then run them batched.
     jobs = []  # (slice index, transform index, plan, padded image)
     for i, img in enumerate(volume):
@@ -537,8 +553,9 @@ def predict_tiled(
     n_batches = math.ceil(len(index) / batch_size)
     if progress is None:
         progress = n_batches > 8
-    outs = {j: np.zeros(_transformed_shape(volume.shape[1:], transforms[jobs[j][1]]),
-                        np.float32) for j in range(len(jobs))}
+    outs = {(o, j): np.zeros(_transformed_shape(volume.shape[1:], transforms[jobs[j][1]]),
+                             np.float32)
+            for o in range(len(outputs)) for j in range(len(jobs))}
     batches = range(n_batches)
     if progress:
         from tqdm.auto import tqdm
@@ -551,25 +568,33 @@ def predict_tiled(
             y0, x0 = jobs[j][2].tiles[ti]
             x[n, :, :, 0] = jobs[j][3][y0:y0 + tile, x0:x0 + tile]
         x /= 255.0
-        pred = _select_output(_run(model, x), model, output)
-        if from_logits:
-            pred = _sigmoid(pred)
-        for n, (j, ti) in enumerate(chunk):
-            plan = jobs[j][2]
-            y0, x0 = plan.tiles[ti]
-            (ylo, yhi), (xlo, xhi) = plan.keep[ti]
-            # valid output pixel (u, v) of this tile is image pixel (y0+u, x0+v)
-            outs[j][ylo:yhi, xlo:xhi] = pred[
-                n, margin + ylo - y0:margin + yhi - y0, margin + xlo - x0:margin + xhi - x0
-            ]
-    for j, (i, t, _, _) in enumerate(jobs):
+        raw = _run(model, x)
+        for o, name in enumerate(outputs):
+            pred = _select_output(raw, model, name)
+            if from_logits:
+                pred = _sigmoid(pred)
+            for n, (j, ti) in enumerate(chunk):
+                plan = jobs[j][2]
+                y0, x0 = plan.tiles[ti]
+                (ylo, yhi), (xlo, xhi) = plan.keep[ti]
+                # valid output pixel (u, v) of this tile is image pixel (y0+u, x0+v)
+                outs[o, j][ylo:yhi, xlo:xhi] = pred[
+                    n, margin + ylo - y0:margin + yhi - y0, margin + xlo - x0:margin + xhi - x0
+                ]
+    for (o, j), out in outs.items():
+        i, t, _, _ = jobs[j]
         k, flip = transforms[t]
-        back = np.rot90(outs[j], -k)
+        back = np.rot90(out, -k)
         if flip:
             back = back[:, ::-1]
-        result[i] += back
-    result /= len(transforms)
-    return result[0] if squeeze else result
+        results[o][i] += back
+    for result in results.values():
+        result /= len(transforms)
+    if squeeze:
+        results = {o: r[0] for o, r in results.items()}
+    if multi:
+        return {name: results[o] for o, name in enumerate(outputs)}
+    return results[0]
 
 
 def _transformed_shape(shape, transform):

@@ -95,6 +95,15 @@ class TrainResult:
     history: dict = field(default_factory=dict, repr=False)
     config: dict = field(default_factory=dict, repr=False)
 
+    def describe(self, output=None):
+        """One line for logs and notebooks, e.g. ``"3 epochs in 121 s; best
+        epoch 2: out1 accuracy 0.9012 at threshold 131"``."""
+        head = f"{output} accuracy" if output else "accuracy"
+        epochs = "epoch" if self.epochs_run == 1 else "epochs"
+        return (f"{self.epochs_run} {epochs} in {self.train_seconds:.0f} s; best epoch "
+                f"{self.best_epoch}: {head} {self.best_accuracy:.4f} at threshold "
+                f"{self.best_threshold}")
+
     def to_json(self):
         d = asdict(self)
         d["run_dir"] = str(self.run_dir)

@@ -11,7 +11,9 @@ caller (``matplotlib.pyplot.imshow`` takes every array as it is).
   merge); a *false negative* a pixel predicted membrane inside a cell (a
   spurious membrane: a cell splits).
 * :func:`grid_image`: a line grid that makes a warp visible (apply the same
-  :class:`keras_unets.augment.Augmenter` parameters to it as to the image).
+  :class:`keras_unets.augment.Augmenter` parameters to it as to the image);
+  :func:`augmented_pair`: one augmented crop with its label (and weight
+  map) and the warp drawn on such a grid, as titled panels.
 * :func:`block_summary`, :func:`block_table`: a model's structure one row per
   block (U-Net level, UNet++ node X^{i,j}, UNet 3+ scale), with parameters.
 * :func:`concat_inputs`, :func:`feature_maps`: the tensors that meet in one
@@ -19,6 +21,11 @@ caller (``matplotlib.pyplot.imshow`` takes every array as it is).
   and section 2.1) and their activations for an image.
 * :func:`metrics_table`: :func:`keras_unets.metrics.evaluate` results side by
   side.
+
+* :func:`prediction_panels`: a slice, its label, the prediction and the
+  :func:`error_overlay`, as titled panels of one window.
+* :func:`plot_panels`: titled images in one matplotlib figure (the only
+  plotting here; matplotlib is imported inside it).
 
 Only :func:`feature_maps` runs Keras (imported inside it); the rest is numpy.
 """
@@ -38,6 +45,7 @@ from keras_unets.metrics import (
 __all__ = [
     "ERROR_COLORS",
     "METRICS_COLUMNS",
+    "augmented_pair",
     "block_summary",
     "block_table",
     "concat_inputs",
@@ -46,6 +54,8 @@ __all__ = [
     "feature_maps",
     "grid_image",
     "metrics_table",
+    "plot_panels",
+    "prediction_panels",
 ]
 
 #: RGB of the two error kinds in :func:`error_overlay`: false positive (cell
@@ -140,6 +150,21 @@ def error_overlay(image, pred, labels, threshold, *, alpha=0.7, fp_color=None, f
     return out[0] if squeeze else out
 
 
+def prediction_panels(image, pred, labels, threshold, *, window=None, name="P(cell)",
+                      title="slice"):
+    """``[(array, title), ...]``: slice, label, prediction and error overlay.
+
+    ``pred`` is ``uint8`` ``P(cell)`` binarised as ``pred > threshold`` (see
+    :func:`error_overlay`); ``window`` a ``(slice, slice)`` of the image to
+    show (default: all of it); ``name`` titles the prediction panel.
+    """
+    overlay = error_overlay(image, pred, labels, threshold)
+    window = np.s_[:, :] if window is None else window
+    return [(np.asarray(image)[window], title), (np.asarray(labels)[window], "label"),
+            (np.asarray(pred)[window], name),
+            (overlay[window], "errors: red FP, blue FN")]
+
+
 # ---------------------------------------------------------------------------
 # Warps
 # ---------------------------------------------------------------------------
@@ -163,6 +188,81 @@ def grid_image(shape, *, spacing=16, width=1):
     rows = (np.arange(h) % int(spacing)) < int(width)
     cols = (np.arange(w) % int(spacing)) < int(width)
     return np.where(rows[:, None] | cols[None, :], 255, 0).astype(np.uint8)
+
+
+def augmented_pair(augmenter, image, label, *, seed, weights=None, size=256,
+                   offset=None, grid_spacing=16):
+    """One augmented ``size x size`` crop of a slice, as ``(panels, params)``.
+
+    The crop window is at ``offset`` (default: the slice centre). ``panels``
+    is a list of ``(array, title)``: the unwarped crop, its label (and weight
+    map), the warped crop, label (and weight map), then the warp drawn on
+    :func:`grid_image` (with ``"elastic"`` in ``params``, first its elastic
+    part alone). ``params`` are the drawn
+    :meth:`keras_unets.augment.Augmenter.get_random_transform` parameters
+    (``seed`` seeds ``numpy.random.default_rng``).
+    """
+    image, label = np.asarray(image), np.asarray(label)
+    if image.ndim != 2 or image.shape != label.shape:
+        raise ValueError("augmented_pair takes one (H, W) slice and its (H, W) label. "
+                         f"Received: image {image.shape}, label {label.shape}")
+    size = int(size)
+    if not 1 <= size <= min(image.shape):
+        raise ValueError(f"`size` must be in [1, {min(image.shape)}] for a {image.shape} "
+                         f"slice. Received: size={size}")
+    if offset is None:
+        offset = tuple((n - size) // 2 for n in image.shape)
+    r0, c0 = (int(v) for v in offset)
+    if not (0 <= r0 <= image.shape[0] - size and 0 <= c0 <= image.shape[1] - size):
+        raise ValueError(f"The {size} px window at offset={offset!r} leaves the "
+                         f"{image.shape} slice.")
+    params = augmenter.get_random_transform((size, size), np.random.default_rng(seed))
+    window = {"out_shape": (size, size), "offset": (r0, c0)}
+    crop = np.s_[r0:r0 + size, c0:c0 + size]
+    grid = grid_image(image.shape, spacing=grid_spacing)
+    if weights is None:
+        aug = augmenter.apply_transform(image, label, params, **window)
+        before = [(image[crop], "crop"), (label[crop], "its label")]
+        after = [(aug[0], "augmented crop"), (aug[1], "augmented label")]
+    else:
+        aug = augmenter.apply_transform(image, label, params, weights=weights, **window)
+        before = [(image[crop], "crop"), (label[crop], "its label"),
+                  (np.asarray(weights)[crop], "its weight map")]
+        after = [(aug[0], "augmented crop"), (aug[1], "augmented label"),
+                 (aug[2], "augmented weight map")]
+    warps = []
+    if params.get("elastic") is not None:
+        warps.append((augmenter.apply_transform(grid, params={"elastic": params["elastic"]},
+                                                **window), "elastic part of the warp"))
+    warps.append((augmenter.apply_transform(grid, params=params, **window), "whole warp"))
+    return before + after + warps, params
+
+
+def plot_panels(panels, *, ncols=None, figsize=None, colorbar_titles=("weight",), **imshow):
+    """Show ``[(array, title), ...]`` in one figure; returns the figure.
+
+    ``ncols`` defaults to one row. Panels whose title contains a word of
+    ``colorbar_titles`` get the ``magma`` colour map and a colour bar (weight
+    maps); ``imshow`` keywords go to every other panel.
+    """
+    import matplotlib.pyplot as plt
+
+    panels = list(panels)
+    ncols = int(ncols or len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                             figsize=figsize or (3.2 * ncols, 3.4 * nrows))
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (img, title) in zip(axes.flat, panels):
+        scale = any(word in title for word in colorbar_titles)
+        shown = ax.imshow(img, **({"cmap": "magma"} if scale else imshow))
+        ax.set_title(title)
+        ax.axis("off")
+        if scale:
+            fig.colorbar(shown, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
 
 
 # ---------------------------------------------------------------------------

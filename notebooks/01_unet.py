@@ -40,7 +40,13 @@ from keras_unets.predict import predict_tiled
 from keras_unets.profiles import get_profile
 from keras_unets.reproduce import REPORT
 from keras_unets.training import load_run_model, train
-from keras_unets.viz import block_table, error_overlay, grid_image, metrics_table
+from keras_unets.viz import (
+    augmented_pair,
+    block_table,
+    metrics_table,
+    plot_panels,
+    prediction_panels,
+)
 from keras_unets.weightmaps import unet_weight_map
 
 FAST = os.environ.get("KERAS_UNETS_NB_FAST", "0") not in ("", "0")
@@ -121,29 +127,12 @@ plt.show()
 augmenter = Augmenter(**get_profile("quick", "unet")["augment"], elastic=True)
 image, label = data.x_train[0], data.y_train[0]
 weights = unet_weight_map(label)
-params = augmenter.get_random_transform((256, 256), np.random.default_rng(7))
-window = {"out_shape": (256, 256), "offset": (128, 128)}  # a 256 x 256 crop of the slice centre
-aug_image, aug_label, aug_weights = augmenter.apply_transform(
-    image, label, params, weights=weights, **window)
-grid = grid_image(image.shape, spacing=16)
-grid_elastic = augmenter.apply_transform(grid, params={"elastic": params["elastic"]}, **window)
-grid_full = augmenter.apply_transform(grid, params=params, **window)
+# a 256 x 256 window at the slice centre, warped; the same warp drawn on a line grid
+panels, params = augmented_pair(augmenter, image, label, weights=weights, seed=7, size=256)
 print("drawn:", {k: round(v, 1) for k, v in params.items() if k != "elastic" and v is not None})
 print("elastic displacements of the 3 x 3 grid nodes (x, then y; px):",
       np.round(params["elastic"].astype(float), 1).tolist())
-
-crop = np.s_[128:384, 128:384]
-panels = [(image[crop], "crop"), (label[crop], "its label"), (weights[crop], "its weight map"),
-          (grid_elastic, "elastic part of the warp"),
-          (aug_image, "augmented crop"), (aug_label, "augmented label"),
-          (aug_weights, "augmented weight map"), (grid_full, "whole warp")]
-fig, axes = plt.subplots(2, 4, figsize=(13, 6.8))
-for ax, (img, title) in zip(axes.flat, panels):
-    shown = ax.imshow(img, cmap="magma" if "weight" in title else "gray")
-    ax.set_title(title); ax.axis("off")
-    if "weight" in title:
-        fig.colorbar(shown, ax=ax, fraction=0.046)
-plt.tight_layout(); plt.show()
+plot_panels(panels, ncols=4, figsize=(13, 6.8)); plt.show()
 
 # %% [markdown]
 # ## 4. A short training run
@@ -158,8 +147,7 @@ plt.tight_layout(); plt.show()
 run_dir = RUNS / "unet"
 shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run each time the notebook runs
 result = train("unet", profile=PROFILE, data_dir=DATA, out=run_dir, verbose=2, **TRAIN)
-print(f"{result.epochs_run} epochs in {result.train_seconds:.0f} s; best epoch {result.best_epoch}: "
-      f"accuracy {result.best_accuracy:.4f} at threshold {result.best_threshold}")
+print(result.describe())
 
 # %% [markdown]
 # ## 5. The threshold sweep
@@ -192,13 +180,10 @@ plt.legend(); plt.show()
 
 # %%
 k = 0
-overlay = error_overlay(data.x_test[k], pred[k], data.y_test[k], t_best)
-panels = [(data.x_test[k][crop], "slice 25"), (data.y_test[k][crop], "label"),
-          (pred[k][crop], "P(cell)"), (overlay[crop], "errors: red FP, blue FN")]
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.8))
-for ax, (img, title) in zip(axes, panels):
-    ax.imshow(img, vmin=0, vmax=255); ax.set_title(title); ax.axis("off")
-plt.tight_layout(); plt.show()
+crop = np.s_[128:384, 128:384]  # the slice centre
+panels = prediction_panels(data.x_test[k], pred[k], data.y_test[k], t_best, window=crop,
+                           title="slice 25")
+plot_panels(panels, figsize=(14, 3.8), vmin=0, vmax=255); plt.show()
 
 # %% [markdown]
 # ## 7. Metrics

@@ -39,7 +39,14 @@ from keras_unets.models import average_heads, get_model, prune_unetpp
 from keras_unets.profiles import get_profile
 from keras_unets.reproduce import REPORT, predict_uint8
 from keras_unets.training import load_run_model, train
-from keras_unets.viz import block_table, concat_inputs, error_overlay, grid_image, metrics_table
+from keras_unets.viz import (
+    augmented_pair,
+    block_table,
+    concat_inputs,
+    metrics_table,
+    plot_panels,
+    prediction_panels,
+)
 
 FAST = os.environ.get("KERAS_UNETS_NB_FAST", "0") not in ("", "0")
 DATA = resolve_data_dir()  # $ISBI2012_DIR, else ~/.keras/datasets/isbi2012 (the error says what to put there)
@@ -94,17 +101,10 @@ display(Markdown(block_table(model)))
 data = load_split(DATA)
 print("train", data.x_train.shape, "| test", data.x_test.shape)
 augmenter = Augmenter(**get_profile("quick", "unetpp")["augment"], elastic=True)
-params = augmenter.get_random_transform((256, 256), np.random.default_rng(11))
-window = {"out_shape": (256, 256), "offset": (128, 128)}  # a 256 x 256 crop of the slice centre
-aug_image, aug_label = augmenter.apply_transform(data.x_train[3], data.y_train[3], params, **window)
-warped_grid = augmenter.apply_transform(grid_image((512, 512), spacing=16), params=params, **window)
-crop = np.s_[128:384, 128:384]
-panels = [(data.x_train[3][crop], "slice 3, centre"), (data.y_train[3][crop], "its label"),
-          (aug_image, "augmented"), (aug_label, "augmented label"), (warped_grid, "the warp")]
-fig, axes = plt.subplots(1, 5, figsize=(16, 3.6))
-for ax, (img, title) in zip(axes, panels):
-    ax.imshow(img); ax.set_title(title); ax.axis("off")
-plt.tight_layout(); plt.show()
+# a 256 x 256 window at the centre of slice 3, warped; the same warp drawn on a line grid
+panels, _ = augmented_pair(augmenter, data.x_train[3], data.y_train[3], seed=11, size=256)
+plot_panels(panels, figsize=(19, 3.6)); plt.show()
+crop = np.s_[128:384, 128:384]  # the slice centre, for the pictures below
 
 # %% [markdown]
 # ## 3. A short training run with deep supervision
@@ -118,8 +118,7 @@ plt.tight_layout(); plt.show()
 run_dir = RUNS / "unetpp_ds"
 shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run each time the notebook runs
 result = train("unetpp_ds", profile=PROFILE, data_dir=DATA, out=run_dir, verbose=2, **TRAIN)
-print(f"{result.epochs_run} epochs in {result.train_seconds:.0f} s; best epoch {result.best_epoch}: "
-      f"out4 accuracy {result.best_accuracy:.4f} at threshold {result.best_threshold}")
+print(result.describe("out4"))
 
 # %% [markdown]
 # ## 4. Pruning: every head is a network of its own
@@ -189,13 +188,9 @@ plt.tight_layout(); plt.show()
 
 # %%
 pred4, t4 = levels[4]["pred"], levels[4]["t"]
-overlay = error_overlay(data.x_test[0], pred4[0], data.y_test[0], t4)
-panels = [(data.x_test[0][crop], "slice 25"), (data.y_test[0][crop], "label"),
-          (pred4[0][crop], "P(cell), out4"), (overlay[crop], "errors: red FP, blue FN")]
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.8))
-for ax, (img, title) in zip(axes, panels):
-    ax.imshow(img, vmin=0, vmax=255); ax.set_title(title); ax.axis("off")
-plt.tight_layout(); plt.show()
+panels = prediction_panels(data.x_test[0], pred4[0], data.y_test[0], t4, window=crop,
+                           name="P(cell), out4", title="slice 25")
+plot_panels(panels, figsize=(14, 3.8), vmin=0, vmax=255); plt.show()
 
 # %% [markdown]
 # ## 6. Metrics

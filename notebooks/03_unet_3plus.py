@@ -47,12 +47,13 @@ from keras_unets.profiles import get_profile
 from keras_unets.reproduce import REPORT
 from keras_unets.training import load_run_model, train
 from keras_unets.viz import (
+    augmented_pair,
     block_table,
     concat_inputs,
-    error_overlay,
     feature_maps,
-    grid_image,
     metrics_table,
+    plot_panels,
+    prediction_panels,
 )
 
 FAST = os.environ.get("KERAS_UNETS_NB_FAST", "0") not in ("", "0")
@@ -112,17 +113,10 @@ display(Markdown(block_table(model, key=r"hd\d+|e\d+")))
 data = load_split(DATA)
 print("train", data.x_train.shape, "| test", data.x_test.shape)
 augmenter = Augmenter(**get_profile("quick", "unet3p")["augment"], elastic=True)
-params = augmenter.get_random_transform((256, 256), np.random.default_rng(5))
-window = {"out_shape": (256, 256), "offset": (128, 128)}  # a 256 x 256 crop of the slice centre
-aug_image, aug_label = augmenter.apply_transform(data.x_train[8], data.y_train[8], params, **window)
-warped_grid = augmenter.apply_transform(grid_image((512, 512), spacing=16), params=params, **window)
-crop = np.s_[128:384, 128:384]
-panels = [(data.x_train[8][crop], "slice 8, centre"), (data.y_train[8][crop], "its label"),
-          (aug_image, "augmented"), (aug_label, "augmented label"), (warped_grid, "the warp")]
-fig, axes = plt.subplots(1, 5, figsize=(16, 3.6))
-for ax, (img, title) in zip(axes, panels):
-    ax.imshow(img); ax.set_title(title); ax.axis("off")
-plt.tight_layout(); plt.show()
+# a 256 x 256 window at the centre of slice 8, warped; the same warp drawn on a line grid
+panels, _ = augmented_pair(augmenter, data.x_train[8], data.y_train[8], seed=5, size=256)
+plot_panels(panels, figsize=(19, 3.6)); plt.show()
+crop = np.s_[128:384, 128:384]  # the slice centre, for the pictures below
 
 # %% [markdown]
 # ## 3. A short training run with full-scale deep supervision
@@ -135,8 +129,7 @@ plt.tight_layout(); plt.show()
 run_dir = RUNS / "unet3p_ds"
 shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run each time the notebook runs
 result = train("unet3p_ds", profile=PROFILE, data_dir=DATA, out=run_dir, verbose=2, **TRAIN)
-print(f"{result.epochs_run} epochs in {result.train_seconds:.0f} s; best epoch {result.best_epoch}: "
-      f"out1 accuracy {result.best_accuracy:.4f} at threshold {result.best_threshold}")
+print(result.describe("out1"))
 
 # %% [markdown]
 # ## 4. The threshold sweep
@@ -166,13 +159,9 @@ plt.legend(); plt.show()
 # membrane (merges two cells); blue: membrane predicted inside a cell (splits one).
 
 # %%
-overlay = error_overlay(data.x_test[0], pred[0], data.y_test[0], t_best)
-panels = [(data.x_test[0][crop], "slice 25"), (data.y_test[0][crop], "label"),
-          (pred[0][crop], "P(cell), out1"), (overlay[crop], "errors: red FP, blue FN")]
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.8))
-for ax, (img, title) in zip(axes, panels):
-    ax.imshow(img, vmin=0, vmax=255); ax.set_title(title); ax.axis("off")
-plt.tight_layout(); plt.show()
+panels = prediction_panels(data.x_test[0], pred[0], data.y_test[0], t_best, window=crop,
+                           name="P(cell), out1", title="slice 25")
+plot_panels(panels, figsize=(14, 3.8), vmin=0, vmax=255); plt.show()
 
 # %% [markdown]
 # ## 6. Metrics

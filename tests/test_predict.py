@@ -274,3 +274,34 @@ def test_model_stride_of_library_models():
     assert model_stride(get_model("unetpp_ds", filters=4)) == 16
     assert model_stride(get_model("unet3p", filters=4, depth=2)) == 4
     assert model_stride(_identity_model()) == 1
+
+
+def test_several_outputs_share_tiles_and_equal_single_predictions():
+    # UNet++ with deep supervision: its heads have one size
+    from keras_unets.models import get_model
+
+    model = get_model("unetpp_ds", filters=4, depth=3)
+    names = list(model.output_names)
+    assert len(names) == 3
+    img = _rng_image((2, 45, 38), seed=7)
+    tile = 24
+    both = predict_tiled(model, img, tile=tile, output=names[::-1], tta=True)
+    assert list(both) == names[::-1]
+    for name in names:
+        single = predict_tiled(model, img, tile=tile, output=name, tta=True)
+        assert both[name].shape == img.shape and both[name].dtype == np.float32
+        np.testing.assert_array_equal(both[name], single)
+    assert not np.allclose(both[names[0]], both[names[-1]])
+    # a 2D image keeps its rank per output
+    assert predict_tiled(model, img[0], tile=tile, output=names)[names[1]].shape == (45, 38)
+    with pytest.raises(ValueError, match=r"output=\[\] names no output"):
+        predict_tiled(model, img, tile=tile, output=[])
+
+
+def test_several_outputs_of_different_sizes_are_refused():
+    inp = keras.Input((None, None, 1))
+    a = layers.Conv2D(1, 3, padding="valid", name="small")(inp)
+    b = layers.Conv2D(1, 1, name="big")(inp)
+    model = keras.Model(inp, [a, b])
+    with pytest.raises(ValueError, match=r"cannot share tiles: \{'small': 14, 'big': 16\}"):
+        predict_tiled(model, _rng_image((20, 20)), tile=16, output=["small", "big"])

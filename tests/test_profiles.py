@@ -56,10 +56,13 @@ def test_quick_and_smoke_limits():
         assert q["crop"] == 256 and q["batch_size"] == 4
         assert q["model_kwargs"]["filters"] == (12 if model.startswith("unetpp") else 16)
         assert q["model_kwargs"]["batch_norm"] is True
-        # the committed U-Net run used the step-count cosine; UNet++ and
-        # UNet 3+ follow the clock (2-core box: too slow for their steps)
-        assert q["lr_schedule"] == ("cosine" if model.startswith("unet_") or model == "unet"
-                                    else "cosine_time")
+        # the cosine follows the clock (2-core box: too slow for the steps)
+        assert q["lr_schedule"] == "cosine_time" and q["epochs"] == 30
+        assert q["model_kwargs"]["bn_momentum"] == 0.9
+        assert q["steps_per_epoch"] == {"unetpp": 100, "unet3p": 80}.get(
+            model.split("_")[0], 150)
+        if model.startswith("unet3p"):
+            assert q["model_kwargs"]["skip_upsampling"] == "after_conv"
         s = get_profile("smoke", model)
         assert s["model_kwargs"]["filters"] == 4 and s["crop"] == 64
         assert (s["epochs"], s["steps_per_epoch"]) == (2, 2)

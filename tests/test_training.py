@@ -68,6 +68,9 @@ def test_train_resume_and_evaluate(tmp_path, isbi_dir):
     assert [r["epoch"] for r in rows] == [0]
     assert r1.best_threshold == rows[0]["best_threshold"]
     assert r1.best_accuracy == pytest.approx(rows[0]["best_accuracy"])
+    assert r1.describe("output") == (
+        f"1 epoch in {r1.train_seconds:.0f} s; best epoch 1: output accuracy "
+        f"{rows[0]['best_accuracy']:.4f} at threshold {rows[0]['best_threshold']}")
     it1 = int(load_run_model(run, "last").optimizer.iterations.numpy())
     assert it1 == 2  # smoke: 2 steps per epoch
 

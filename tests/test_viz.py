@@ -92,6 +92,75 @@ def test_grid_image_hand_case_and_line_count():
         viz.grid_image((8, 8), spacing=4, width=4)
 
 
+def test_augmented_pair_panels_follow_the_augmenter():
+    from keras_unets.augment import Augmenter
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (64, 80), dtype=np.uint8)
+    label = np.where(image > 100, 255, 0).astype(np.uint8)
+    weights = rng.random((64, 80)).astype(np.float32)
+    aug = Augmenter(rotation_range=30, horizontal_flip=True, elastic=True)
+    panels, params = viz.augmented_pair(aug, image, label, seed=3, weights=weights, size=32)
+    assert [t for _, t in panels] == [
+        "crop", "its label", "its weight map", "augmented crop", "augmented label",
+        "augmented weight map", "elastic part of the warp", "whole warp"]
+    # the centre window, and the same warp as calling the augmenter directly
+    np.testing.assert_array_equal(panels[0][0], image[16:48, 24:56])
+    same = aug.get_random_transform((32, 32), np.random.default_rng(3))
+    assert params.keys() == same.keys()
+    np.testing.assert_array_equal(params["elastic"], same["elastic"])
+    ref = aug.apply_transform(image, label, same, weights=weights, out_shape=(32, 32),
+                              offset=(16, 24))
+    for (got, _), want in zip(panels[3:6], ref):
+        np.testing.assert_array_equal(got, want)
+    grid = viz.grid_image((64, 80))
+    np.testing.assert_array_equal(panels[-1][0], aug.apply_transform(
+        grid, params=same, out_shape=(32, 32), offset=(16, 24)))
+    assert all(p.shape == (32, 32) for p, _ in panels)
+    # without weights or elastic warps: crop, label, augmented pair, the warp
+    plain, _ = viz.augmented_pair(Augmenter(horizontal_flip=True), image, label, seed=0,
+                                  size=16, offset=(0, 0))
+    assert [t for _, t in plain] == ["crop", "its label", "augmented crop",
+                                     "augmented label", "whole warp"]
+    np.testing.assert_array_equal(plain[0][0], image[:16, :16])
+    with pytest.raises(ValueError, match=r"leaves the \(64, 80\) slice"):
+        viz.augmented_pair(aug, image, label, seed=0, size=32, offset=(40, 0))
+    with pytest.raises(ValueError, match=r"Received: image \(64, 80\), label \(64, 79\)"):
+        viz.augmented_pair(aug, image, label[:, 1:], seed=0)
+
+
+def test_prediction_panels_window_and_overlay():
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    pred = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    labels = np.where(rng.random((20, 30)) < 0.6, 255, 0).astype(np.uint8)
+    win = np.s_[2:12, 5:25]
+    panels = viz.prediction_panels(image, pred, labels, 90, window=win, name="P, out1",
+                                   title="slice 25")
+    assert [t for _, t in panels] == ["slice 25", "label", "P, out1", "errors: red FP, blue FN"]
+    np.testing.assert_array_equal(panels[2][0], pred[win])
+    np.testing.assert_array_equal(panels[3][0], viz.error_overlay(image, pred, labels, 90)[win])
+    assert viz.prediction_panels(image, pred, labels, 90)[0][0].shape == (20, 30)
+
+
+def test_plot_panels_layout_and_colour_bars():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(np.zeros((4, 4)), "a"), (np.ones((4, 4)), "a weight map"), (np.eye(4), "c")]
+    fig = viz.plot_panels(panels, ncols=2, cmap="gray")
+    axes = fig.axes
+    # 2 x 2 grid + one colour bar; the unused fourth axis is hidden
+    assert len(axes) == 5
+    assert [a.get_title() for a in axes[:3]] == ["a", "a weight map", "c"]
+    assert not axes[3].axison
+    assert axes[0].images[0].get_cmap().name == "gray"
+    assert axes[1].images[0].get_cmap().name == "magma"
+    plt.close(fig)
+
+
 # ---------------------------------------------------------------------------
 # block_summary / block_table
 # ---------------------------------------------------------------------------
