@@ -12,7 +12,8 @@ the ``bench`` extra), at the same widths as the papers.
 Our networks: ``unet`` (Ronneberger 2015, 64-1024, 31,030,593 params),
 ``unetpp`` (Zhou 2018, 32-512, 9,041,601), ``unet3p`` (Huang 2020, 64-1024,
 26,983,681 incl. BN statistics); ``--models`` takes any registry name (e.g.
-``unet_report``) and ``kuc_unet_2d`` / ``kuc_unet_plus_2d`` /
+``unet_report``, or with builder arguments
+``unet3p:skip_upsampling=after_conv``) and ``kuc_unet_2d`` / ``kuc_unet_plus_2d`` /
 ``kuc_unet_3plus_2d``.
 
 The paper-size networks take seconds per step on 2 cores (FACTS.md section
@@ -63,9 +64,10 @@ def build(name, size):
                                      batch_norm=True, output_activation="Sigmoid",
                                      name="kuc_unet_3plus_2d")
         raise ValueError(f"Unknown keras-unet-collection model. Received: name={name!r}")
-    from keras_unets.models import get_model
+    from keras_unets.models import get_model, parse_model_spec
 
-    return get_model(name, input_size=size)
+    name, overrides = parse_model_spec(name)  # e.g. "unet3p:skip_upsampling=after_conv"
+    return get_model(name, input_size=size, **overrides)
 
 
 def time_steps(model, *, size, batch, jit, steps, warmup):

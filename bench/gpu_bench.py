@@ -41,38 +41,14 @@ CAP_GIB = 6.0
 # the last entry: UNet 3+ with its skips convolved before up-sampling (same
 # weights; build_unet3p(skip_upsampling="after_conv")), the variant that
 # fits when the paper's order does not. A model entry is a registry name,
-# optionally with builder arguments: "name:key=value[+key=value]".
+# optionally with builder arguments: "name:key=value[+key=value]"
+# (keras_unets.models.parse_model_spec).
 DEFAULT_MODELS = "unet_report,unetpp_ds,unet3p,unet3p:skip_upsampling=after_conv"
 TINY_OVERRIDES = {"filters": 4, "depth": 2}
 # --tiny exercises every code path (deep supervision + CGM outputs, both
 # policies, the capped run) with the fewest subprocesses: XLA compilation
 # dominates on a CPU (~20 s per configuration on 2 shared cores).
 TINY_DEFAULTS = {"models": "unet3p_ds_cgm", "batches": "1", "policies": "float32,mixed_float16"}
-
-
-def parse_model_spec(spec):
-    """``"unet3p:skip_upsampling=after_conv+cat_channels=32"`` -> (name, kwargs).
-
-    Values are read as JSON when they parse (numbers, true/false, lists),
-    else kept as strings.
-
-    >>> parse_model_spec("unet3p:skip_upsampling=after_conv+cat_channels=32")
-    ('unet3p', {'skip_upsampling': 'after_conv', 'cat_channels': 32})
-    >>> parse_model_spec("unet")
-    ('unet', {})
-    """
-    name, _, rest = spec.partition(":")
-    kwargs = {}
-    for item in filter(None, rest.split("+")):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"gpu_bench: model entries are name[:key=value[+key=value]]. "
-                             f"Received: {spec!r}")
-        try:
-            kwargs[key] = json.loads(value)
-        except json.JSONDecodeError:
-            kwargs[key] = value
-    return name, kwargs
 
 
 # --------------------------------------------------------------------------
@@ -84,7 +60,7 @@ def _worker(args):
     import keras
     import numpy as np
 
-    from keras_unets.models import estimate_training_memory, get_model
+    from keras_unets.models import estimate_training_memory, get_model, parse_model_spec
 
     keras.mixed_precision.set_global_policy(args.policy)
     keras.utils.set_random_seed(0)

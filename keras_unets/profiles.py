@@ -221,7 +221,8 @@ PROFILES = {
             # parameters): 2.1 s per step instead of 5.1 s (about 850
             # instead of 330 steps in 30 minutes; BENCHMARKS.md). With the
             # paper's order the quick UNet 3+ reached 0.9183 / 0.9177 in two
-            # runs, short of 0.92 with its validation curve still rising.
+            # runs, short of 0.92 with its validation curve still rising;
+            # with after_conv, 12 x 80 steps and 0.9204 / 0.9188.
             # bn_momentum 0.9 (all three): with Keras' 0.99 the moving BN
             # statistics still hold 0.99**N of their initial 0/1 after N
             # steps (16 % after 180): the quick UNet 3+ validated at
@@ -229,7 +230,8 @@ PROFILES = {
             # run).
             # U-Net: its first committed quick run used a step-count cosine
             # over 10 x 270 steps and trained only 3 x 270 in 30 minutes
-            # (0.9206 as the report, 0.9134 blind); it now follows the clock.
+            # (0.9206 as the report, 0.9134 blind); it now follows the clock
+            # (8 x 150 steps, 0.9228 / 0.9187).
             "unetpp": {
                 "model_kwargs": {"filters": 12, "dropout": 0.0, "l2": 0.0},
                 "loss": "bce_dice",

@@ -237,6 +237,24 @@ def test_registry_names_and_errors():
         MODEL_NAMES.remove("tiny_test_unet")
 
 
+def test_parse_model_spec():
+    from keras_unets.models import parse_model_spec
+
+    assert parse_model_spec("unet3p_ds") == ("unet3p_ds", {})
+    assert parse_model_spec("unet3p:skip_upsampling=after_conv+cat_channels=8+cgm=false") == (
+        "unet3p", {"skip_upsampling": "after_conv", "cat_channels": 8, "cgm": False})
+    assert parse_model_spec("unet:filters=[4,8,16,32,64]")[1] == {"filters": [4, 8, 16, 32, 64]}
+    name, kw = parse_model_spec("unet3p:skip_upsampling=after_conv+filters=4+cat_channels=3")
+    model = get_model(name, input_size=32, **kw)
+    assert model.get_layer("hd1_from_hd5_up").input is model.get_layer("hd1_from_hd5_conv").output
+    with pytest.raises(ValueError, match="Did you mean 'unet3p'"):
+        parse_model_spec("unet3:filters=4")
+    with pytest.raises(ValueError, match=r"'filters' is not key=value. Received: 'unet:filters'"):
+        parse_model_spec("unet:filters")
+    with pytest.raises(ValueError, match="is a str"):
+        parse_model_spec(None)
+
+
 def test_cli_summary_and_models():
     from click.testing import CliRunner
 

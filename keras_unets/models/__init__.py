@@ -24,6 +24,7 @@ from keras_unets.models.registry import (
     MODEL_NAMES,
     get_model,
     get_model_info,
+    parse_model_spec,
     register_model,
 )
 from keras_unets.models.unet import build_unet
@@ -75,6 +76,7 @@ __all__ = [
     "get_model_info",
     "main_output_name",
     "nearest_valid_input_sizes",
+    "parse_model_spec",
     "prune_unetpp",
     "register_model",
     "unet_output_size",

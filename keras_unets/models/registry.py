@@ -5,6 +5,7 @@ Each entry is a builder plus preset keyword arguments; ``get_model(name,
 **overrides)`` calls ``builder(**{**preset, **overrides})``.
 """
 import difflib
+import json
 
 from keras_unets.models.unet import build_unet
 from keras_unets.models.unet3p import build_unet3p
@@ -120,3 +121,35 @@ register_model(
     description="UNet 3+ with deep supervision and classification-guided module; "
                 "26,990,535 trainable",
 )
+
+
+def parse_model_spec(spec):
+    """Split ``"name:key=value[+key=value]"`` into ``(name, overrides)``.
+
+    The compact form of a registry name with builder arguments, for command
+    lines that take a comma-separated list of models (the benchmark
+    scripts). Values are read as JSON when they parse (numbers,
+    ``true``/``false``, lists), else kept as strings; the name is checked
+    against the registry.
+
+    >>> parse_model_spec("unet3p:skip_upsampling=after_conv+cat_channels=32")
+    ('unet3p', {'skip_upsampling': 'after_conv', 'cat_channels': 32})
+    >>> parse_model_spec("unet")
+    ('unet', {})
+    """
+    if not isinstance(spec, str):
+        raise ValueError(f"A model spec is a str 'name[:key=value[+key=value]]'. "
+                         f"Received: {spec!r}")
+    name, _, rest = spec.partition(":")
+    get_model_info(name)  # unknown names raise, with the known ones
+    overrides = {}
+    for item in rest.split("+") if rest else ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"A model spec is 'name[:key=value[+key=value]]'; "
+                             f"{item!r} is not key=value. Received: {spec!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return name, overrides
