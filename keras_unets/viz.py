@@ -1,7 +1,8 @@
 """Pictures and tables of what the networks do, for the notebooks.
 
-Everything here returns arrays or markdown text; plotting stays with the
-caller (``matplotlib.pyplot.imshow`` takes every array as it is).
+Everything here returns arrays or markdown text, except :func:`plot_panels`,
+the notebooks' one figure helper (``matplotlib.pyplot.imshow`` takes every
+array as it is).
 
 * :func:`error_masks`, :func:`error_overlay`: where a binarised prediction
   disagrees with the label, in two colours. Polarity as everywhere in the
