@@ -176,7 +176,6 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     import keras
-    import tensorflow as tf
 
     models = [m for m in args.models.split(",") if m]
     sizes = [int(s) for s in args.sizes.split(",") if s]

@@ -312,11 +312,19 @@ def _run(model, x):
 
 def _output_size(model, tile, output):
     """Run one zero tile; return the output size or raise if ``tile`` fails."""
-    x = np.zeros((1, tile, tile, 1), dtype=np.float32)
-    out = _select_output(_run(model, x), model, output)
-    if out.shape[1] != out.shape[2]:
-        raise ValueError(f"Non-square output {out.shape} for a square tile {tile}")
-    return int(out.shape[1])
+    return _output_sizes(model, tile, [output])[output]
+
+
+def _output_sizes(model, tile, outputs):
+    """``{output: size}`` of several outputs from one zero tile's forward pass."""
+    raw = _run(model, np.zeros((1, tile, tile, 1), dtype=np.float32))
+    sizes = {}
+    for output in outputs:
+        out = _select_output(raw, model, output)
+        if out.shape[1] != out.shape[2]:
+            raise ValueError(f"Non-square output {out.shape} for a square tile {tile}")
+        sizes[output] = int(out.shape[1])
+    return sizes
 
 
 def _tile_works(model, tile, output):
@@ -515,7 +523,7 @@ def predict_tiled(
         model_out = check_tile(model, tile, output=output)
     tile = int(tile)
     if multi:
-        sizes = {o: _output_size(model, tile, o) for o in outputs}
+        sizes = _output_sizes(model, tile, outputs)
         if len(set(sizes.values())) > 1:
             raise ValueError(
                 f"Outputs of different sizes cannot share tiles: {sizes} for a "

@@ -35,12 +35,12 @@ Profiles:
     (25 min). Here: that U-Net; UNet++ with 12 base filters; UNet 3+ with
     16 base filters and 8 channels per full-scale skip (fused width 40),
     its skips convolved before up-sampling (``skip_upsampling="after_conv"``,
-    2.5x faster per step); batch norm with momentum 0.9 everywhere, no
+    2.8x faster per step); batch norm with momentum 0.9 everywhere, no
     dropout;
     ``time_limit_minutes=30`` stops training cleanly (checkpoints and
     results are still written). The project's 2-core box is about 3x slower
     than the FACTS.md machine (U-Net-16 ~1.15 s, UNet++-12 ~2.6 s, UNet 3+
-    16/8 ~4.6 s, or ~2.1 s with ``"after_conv"`` skips, per
+    16/8 ~4.6 s, or ~1.7 s with ``"after_conv"`` skips, per
     ``train_on_batch`` of 4 crops; ``train()`` steps with
     :func:`keras_unets.training.train_loop` rather than ``fit``, see
     ``bench/bench_fit_loop.py``), so a
@@ -218,8 +218,9 @@ PROFILES = {
             # 30 minutes: the cosine follows the clock (cosine_time).
             # UNet 3+ skip_upsampling="after_conv": the 3x3 conv of each
             # up-sampled full-scale skip runs before the up-sampling (same
-            # parameters): 2.1 s per step instead of 5.1 s (about 850
-            # instead of 330 steps in 30 minutes; BENCHMARKS.md). With the
+            # parameters): 1.70 s per step instead of 4.79 s
+            # (bench/bench_unet3p_skips.py; 12 x 80 instead of 6 x 60 steps
+            # in 30 minutes). With the
             # paper's order the quick UNet 3+ reached 0.9183 / 0.9177 in two
             # runs, short of 0.92 with its validation curve still rising;
             # with after_conv, 12 x 80 steps and 0.9204 / 0.9188.

@@ -221,16 +221,14 @@ def augmented_pair(augmenter, image, label, *, seed, weights=None, size=256,
     window = {"out_shape": (size, size), "offset": (r0, c0)}
     crop = np.s_[r0:r0 + size, c0:c0 + size]
     grid = grid_image(image.shape, spacing=grid_spacing)
-    if weights is None:
-        aug = augmenter.apply_transform(image, label, params, **window)
-        before = [(image[crop], "crop"), (label[crop], "its label")]
-        after = [(aug[0], "augmented crop"), (aug[1], "augmented label")]
-    else:
-        aug = augmenter.apply_transform(image, label, params, weights=weights, **window)
-        before = [(image[crop], "crop"), (label[crop], "its label"),
-                  (np.asarray(weights)[crop], "its weight map")]
-        after = [(aug[0], "augmented crop"), (aug[1], "augmented label"),
-                 (aug[2], "augmented weight map")]
+    maps = [(image, "crop"), (label, "its label")]
+    extra = {}
+    if weights is not None:
+        maps.append((np.asarray(weights), "its weight map"))
+        extra["weights"] = weights
+    aug = augmenter.apply_transform(image, label, params, **extra, **window)
+    before = [(m[crop], title) for m, title in maps]
+    after = [(a, "augmented " + title.removeprefix("its ")) for a, (_, title) in zip(aug, maps)]
     warps = []
     if params.get("elastic") is not None:
         warps.append((augmenter.apply_transform(grid, params={"elastic": params["elastic"]},
