@@ -239,10 +239,10 @@ PROFILES = {
                 "steps_per_epoch": 100,
             },
             "unet3p": {
-                "model_kwargs": {"output_activation": None, "cat_channels": 8,
+                "model_kwargs": {"output_activation": "sigmoid", "cat_channels": 8,
                                  "skip_upsampling": "after_conv"},
-                "loss": "bce_logits",
-                "from_logits": True,
+                "loss": "bce_dice",
+                "from_logits": False,
                 "steps_per_epoch": 80,
             },
         },
