@@ -90,8 +90,9 @@ del paper
 
 # %% [markdown]
 # We train it much slimmer on a CPU: 8 encoder filters and 8 channels per skip
-# (fused width 40), batch norm, the `quick` profile's logits output with BCE on
-# logits; 4 filters in the CI setting. The `quick` profile also sets
+# (fused width 40), batch norm, and the `quick` profile's loss: BCE + Dice on a
+# sigmoid output, as for UNet++ (the report's UNet 3+ used BCE on logits, and so
+# does the 4-filter model of the CI setting). The `quick` profile also sets
 # `skip_upsampling="after_conv"`: each deeper decoder map is convolved to its 8
 # skip channels at its own resolution and *then* up-sampled, instead of
 # up-sampling the wide map first as the paper does. The layers and parameters are
@@ -126,7 +127,7 @@ crop = np.s_[128:384, 128:384]  # the slice centre, for the pictures below
 # %% [markdown]
 # ## 3. A short training run with full-scale deep supervision
 #
-# Every head `out1`..`out5` gets BCE on logits (the report's loss for UNet 3+);
+# Every head `out1`..`out5` gets the profile's loss (BCE + Dice here);
 # `out1`, the full-resolution head on X_De^1, is the prediction. The report
 # trained 40 epochs on a GPU and took epoch 18; here it is a couple of minutes.
 
@@ -139,8 +140,8 @@ print(result.describe("out1"))
 # %% [markdown]
 # ## 4. The threshold sweep
 #
-# `predict_tiled` predicts the main output (`out1`) and applies the sigmoid to
-# the logits; `to_uint8` stores P(cell) as 0-255; `threshold_sweep` scores all
+# `predict_tiled` predicts the main output (`out1`), applying a sigmoid first
+# if the model outputs logits; `to_uint8` stores P(cell) as 0-255; `threshold_sweep` scores all
 # 256 binarisations `pred > t`.
 
 # %%
