@@ -228,8 +228,9 @@ PROFILES = {
             # logits, commit 1da57bc). Two more trials, one change each, same
             # box, `make reproduce-unet3p PROFILE=quick` in clean clones
             # (as the report / blind): 24 base filters (10 epochs instead of
-            # 12 in the 30 minutes): 0.9207 / 0.9161, no gain, not adopted; BCE + Dice on a sigmoid output (the UNet++ loss):
-            # 0.9210 / 0.9204, adopted (commit db09a0f; the last four epochs
+            # 12 in the 30 minutes): 0.9207 / 0.9161, no gain, not adopted;
+            # BCE + Dice on a sigmoid output (the UNet++ loss): 0.9210 /
+            # 0.9204, adopted (commit db09a0f; the last four epochs
             # validated 0.9179-0.9210 against 0.9176-0.9204 with BCE).
             # bn_momentum 0.9 (all three): with Keras' 0.99 the moving BN
             # statistics still hold 0.99**N of their initial 0/1 after N
@@ -248,8 +249,7 @@ PROFILES = {
             "unet3p": {
                 "model_kwargs": {"output_activation": "sigmoid", "cat_channels": 8,
                                  "skip_upsampling": "after_conv"},
-                "loss": "bce_dice",
-                "from_logits": False,
+                "loss": "bce_dice",  # from_logits: the defaults' False
                 "steps_per_epoch": 80,
             },
         },
