@@ -36,6 +36,7 @@ __all__ = [
     "AtomicCheckpoint",
     "TimeLimit",
     "CosineTimeDecay",
+    "EMAWeights",
     "cosine_time_lr",
     "read_threshold_table",
     "plot_threshold_curve",
@@ -472,6 +473,61 @@ class CosineTimeDecay(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["lr"] = self.current
+
+
+def _ema_optimizer(model):
+    opt = model.optimizer
+    opt = getattr(opt, "inner_optimizer", opt)  # LossScaleOptimizer
+    if not getattr(opt, "use_ema", False):
+        raise ValueError(
+            "EMAWeights needs an optimizer built with use_ema=True (e.g. "
+            "keras.optimizers.Adam(use_ema=True, ema_momentum=0.99)). Received: "
+            f"{type(opt).__name__} with use_ema={getattr(opt, 'use_ema', None)!r}")
+    return opt
+
+
+class EMAWeights(keras.callbacks.Callback):
+    """Sweep and checkpoint an exponential moving average of the weights.
+
+    Polyak-Ruppert averaging (Polyak and Juditsky, SIAM J. Control Optim.
+    1992) in its exponential form: the optimizer, built with
+    ``use_ema=True, ema_momentum=m``, updates ``avg = m * avg + (1 - m) * w``
+    after every step (``avg = w`` after the first). At each epoch end this
+    callback copies the averages into the model, so **placed first in the
+    callback list** it makes the threshold sweep and the checkpoints that
+    follow evaluate and save the averaged model; at the next epoch's start it
+    puts the training weights back, so the optimizer always steps the raw
+    weights. After training the model holds the averages (the same values
+    ``fit``'s ``finalize_variable_values`` assigns).
+
+    Unlike ``keras.callbacks.SwapEMAWeights(swap_on_epoch=True)`` it copies
+    instead of swapping, so the optimizer's averages stay averages in a saved
+    checkpoint. The raw weights of the moment are kept in memory only: a
+    resumed run continues training from its checkpoint's averaged weights.
+    Only trainable variables are averaged; BatchNorm's moving statistics are
+    already running means (of the raw weights' activations).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._raw = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._raw is not None:
+            for var, value in zip(_ema_optimizer(self.model)._trainable_variables, self._raw):
+                var.assign(value)
+            self._raw = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        opt = _ema_optimizer(self.model)
+        averages = getattr(opt, "_model_variables_moving_average", None)
+        if not averages:  # not built: no step taken
+            return
+        variables = opt._trainable_variables
+        self._raw = [keras.ops.convert_to_numpy(v) for v in variables]
+        for var, avg in zip(variables, averages):
+            if avg is not None:
+                var.assign(avg)
 
 
 class TimeLimit(keras.callbacks.Callback):

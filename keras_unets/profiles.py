@@ -61,7 +61,9 @@ Keys of a resolved config:
 * ``model_kwargs``: keyword arguments for ``keras_unets.models.get_model``.
 * ``optimizer`` (``"adam"``/``"sgd"``), ``learning_rate``, ``momentum``,
   ``weight_decay``, ``lr_schedule`` (``None``/``"cosine"``/``"cosine_time"``),
-  ``lr_min_fraction`` (cosine floor as a fraction of ``learning_rate``).
+  ``lr_min_fraction`` (cosine floor as a fraction of ``learning_rate``),
+  ``ema_momentum`` (``None``: off; else sweep and checkpoint an exponential
+  moving average of the weights, :class:`keras_unets.callbacks.EMAWeights`).
 * ``loss``: ``"bce"``, ``"bce_dice"``, ``"bce_logits"`` or ``"hybrid"``;
   ``from_logits``: the model outputs logits (built with
   ``output_activation=None``).
@@ -122,6 +124,7 @@ PROFILES = {
             "weight_decay": None,
             "lr_schedule": None,
             "lr_min_fraction": 0.0,
+            "ema_momentum": None,
             "loss": "bce",
             "from_logits": False,
             "epochs": 10,
@@ -193,6 +196,7 @@ PROFILES = {
             "weight_decay": None,
             "lr_schedule": "cosine_time",
             "lr_min_fraction": 0.05,
+            "ema_momentum": None,
             "loss": "bce",
             "from_logits": False,
             "epochs": 30,
@@ -265,6 +269,7 @@ PROFILES = {
             "weight_decay": None,
             "lr_schedule": None,
             "lr_min_fraction": 0.0,
+            "ema_momentum": None,
             "loss": "bce",
             "from_logits": False,
             "epochs": 2,

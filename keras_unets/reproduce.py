@@ -1118,8 +1118,6 @@ def reproduce(experiments=EXPERIMENTS, profile=None, *, results="results", data_
     folder is resolved first, so missing data fails before anything trains
     (``keras_unets.data.DataNotFoundError`` says where to put the files).
     """
-    from keras_unets.data import resolve_data_dir
-
     if profile is None:
         profile, reason = default_profile()
     elif reason is None:

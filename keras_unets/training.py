@@ -171,6 +171,17 @@ def _resolve_val(val_slices):
 LR_SCHEDULES = (None, "none", "constant", "cosine", "cosine_time")
 
 
+def _ema_kwargs(config):
+    """Optimizer arguments for the config's ``ema_momentum`` (``{}`` when off)."""
+    m = config.get("ema_momentum")
+    if m is None:
+        return {}
+    if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0.0 < m < 1.0:
+        raise ValueError(f"ema_momentum must be None (off) or a number in (0, 1), "
+                         f"e.g. 0.99. Received: ema_momentum={m!r}")
+    return {"use_ema": True, "ema_momentum": float(m)}
+
+
 def _make_optimizer(config, total_steps):
     import keras
 
@@ -186,14 +197,15 @@ def _make_optimizer(config, total_steps):
         )
     name = str(config["optimizer"]).lower()
     wd = config.get("weight_decay") or None
+    ema = _ema_kwargs(config)
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr, weight_decay=wd)
+        return keras.optimizers.Adam(learning_rate=lr, weight_decay=wd, **ema)
     if name == "sgd":
         # Keras' weight_decay subtracts lr * wd * w each step (decoupled);
         # PyTorch's SGD adds wd * w to the gradient before momentum. Equal
         # without momentum; a small difference with momentum 0.9.
         return keras.optimizers.SGD(learning_rate=lr, momentum=config.get("momentum") or 0.0,
-                                    weight_decay=wd)
+                                    weight_decay=wd, **ema)
     raise ValueError(f"optimizer must be 'adam' or 'sgd'. Received: optimizer={name!r}")
 
 
@@ -630,12 +642,14 @@ def train(
         meta = {}
         resuming = False
     _check_model_name(model_name)
+    _ema_kwargs(config)  # a bad value fails before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
 
     from keras_unets.augment import Augmenter, SegmentationDataset
     from keras_unets.callbacks import (
         AtomicCheckpoint,
         CosineTimeDecay,
+        EMAWeights,
         ThresholdSweep,
         TimeLimit,
         load_state,
@@ -744,6 +758,9 @@ def train(
             sweep.set_initial_epoch(initial_epoch)
             _truncate_history_csv(run_dir / "history.csv", initial_epoch)
         callbacks = []
+        if config.get("ema_momentum") is not None:
+            # first: the sweep and the checkpoints see the averaged weights
+            callbacks.append(EMAWeights())
         if config.get("lr_schedule") == "cosine_time":
             # same clock as TimeLimit: a resumed call starts a fresh time
             # budget; the step fraction carries over.

@@ -108,3 +108,53 @@ def test_empty_dataset_is_an_error():
     data = _Batches(n=0)
     with pytest.raises(ValueError, match="len\\(dataset\\)=0"):
         train_loop(_model(), data, epochs=1)
+
+
+class _WeightProbe(keras.callbacks.Callback):
+    """Kernel values: after every batch (raw), at epoch ends and batch starts."""
+
+    def __init__(self):
+        super().__init__()
+        self.after_batch, self.epoch_end, self.batch_begin = [], [], []
+
+    def _kernel(self):
+        return keras.ops.convert_to_numpy(self.model.layers[-1].kernel).copy()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.batch_begin.append(self._kernel())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.after_batch.append(self._kernel())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_end.append(self._kernel())
+
+
+def test_ema_weights_swept_and_saved_then_training_resumes_raw():
+    from keras_unets.callbacks import EMAWeights
+
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(0.5, use_ema=True, ema_momentum=0.6),
+                  loss="binary_crossentropy")
+    probe = _WeightProbe()
+    train_loop(model, _Batches(3), epochs=2, callbacks=[EMAWeights(), probe])
+    raw = probe.after_batch  # 6 steps; EMAWeights does not act inside an epoch
+    ema = [raw[0]]  # the first step copies, then avg = m * avg + (1 - m) * w
+    for w in raw[1:]:
+        ema.append(0.6 * ema[-1] + 0.4 * w)
+    # epoch ends see the averages, not the raw weights
+    np.testing.assert_allclose(probe.epoch_end[0], ema[2], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(probe.epoch_end[1], ema[5], rtol=1e-5, atol=1e-7)
+    assert np.abs(probe.epoch_end[0] - raw[2]).max() > 1e-4
+    # epoch 2 trains on from the raw weights
+    np.testing.assert_allclose(probe.batch_begin[3], raw[2], rtol=0, atol=0)
+    # after training the model holds the averages
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.layers[-1].kernel),
+                               ema[5], rtol=1e-5, atol=1e-7)
+
+
+def test_ema_weights_needs_an_ema_optimizer():
+    from keras_unets.callbacks import EMAWeights
+
+    with pytest.raises(ValueError, match="use_ema=True.*Received: SGD with use_ema=False"):
+        train_loop(_model(), _Batches(1), epochs=1, callbacks=[EMAWeights()])

@@ -167,3 +167,30 @@ def test_mixed_precision_float32_outputs(tmp_path, isbi_dir):
     assert model.get_layer("enc0_conv1").dtype_policy.name == "mixed_float16"
     assert model.outputs[0].dtype == "float32"
     assert 0.0 < r.best_accuracy <= 1.0
+
+
+def test_ema_momentum_sweeps_and_checkpoints_the_average(tmp_path, isbi_dir):
+    run = tmp_path / "ema"
+    train("unet", profile="smoke", data_dir=isbi_dir, out=run, epochs=1,
+          val_slices="24", model_kwargs=TINY, overrides={"ema_momentum": 0.5}, verbose=0)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["config"]["ema_momentum"] == 0.5
+    model = load_run_model(run, "last")
+    opt = model.optimizer
+    assert opt.use_ema and opt.ema_momentum == 0.5
+    # the checkpoint holds the averaged weights, and the averages themselves
+    for var, avg in zip(opt._trainable_variables, opt._model_variables_moving_average):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(var),
+                                      keras.ops.convert_to_numpy(avg))
+    # the sweep scored those weights: evaluate_run re-predicts best.keras
+    rows = read_threshold_table(run / "thresholds.csv")
+    res = evaluate_run(run, data_dir=isbi_dir)
+    assert res["pixel_accuracy"] == pytest.approx(rows[0]["best_accuracy"], abs=1e-6)
+    r2 = train("unet", resume=run, data_dir=isbi_dir, epochs=2, verbose=0)
+    assert r2.last_epoch == 2
+
+    with pytest.raises(ValueError, match=r"ema_momentum must be None \(off\) or a number "
+                                         r"in \(0, 1\).*Received: ema_momentum=1.5"):
+        train("unet", profile="smoke", data_dir=isbi_dir, out=tmp_path / "bad", epochs=1,
+              val_slices="24", model_kwargs=TINY, overrides={"ema_momentum": 1.5}, verbose=0)
+    assert not (tmp_path / "bad").exists()
