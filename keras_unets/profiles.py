@@ -212,7 +212,7 @@ PROFILES = {
             "seed": 0,
         },
         "networks": {
-            "unet": {"model_kwargs": {"dropout": 0.0}},  # 150 steps per epoch
+            "unet": {"model_kwargs": {"dropout": 0.0}, "loss": "bce_dice"},
             # Widths chosen by forward FLOPs per 256 x 256 crop (conv layers):
             # U-Net-16 6.0 G; UNet++-16 14.9 G, UNet++-12 8.4 G; UNet 3+
             # 16/16 24.8 G, 16/8 9.6 G.
