@@ -63,6 +63,8 @@ def test_quick_and_smoke_limits():
             model.split("_")[0], 150)
         if model.startswith("unet3p"):
             assert q["model_kwargs"]["skip_upsampling"] == "after_conv"
+        # BCE + Dice on probabilities for all three (trials in profiles.py)
+        assert (q["loss"], q["from_logits"], q["ema_momentum"]) == ("bce_dice", False, None)
         s = get_profile("smoke", model)
         assert s["model_kwargs"]["filters"] == 4 and s["crop"] == 64
         assert (s["epochs"], s["steps_per_epoch"]) == (2, 2)
