@@ -249,7 +249,11 @@ PROFILES = {
             # 858d128, adopted; the last five epochs validated 0.9193-0.9219
             # against 0.9180-0.9203 with BCE). UNet 3+ with learning rate
             # 2e-3 (trial commit 5f2868b, off main): 0.9214 / 0.9205, within the
-            # run-to-run spread of 1e-3's 0.9210 / 0.9204, not adopted.
+            # run-to-run spread of 1e-3's 0.9210 / 0.9204, not adopted; the
+            # same with an EMA of the weights (ema_momentum 0.99, trial
+            # commit a6db305, off main): 0.9208 / 0.9200 in 11 epochs, a
+            # smoother curve (epochs 5-11: 0.9178-0.9208) but no higher
+            # peak, not adopted.
             "unetpp": {
                 "model_kwargs": {"filters": 12, "dropout": 0.0, "l2": 0.0},
                 "steps_per_epoch": 100,
