@@ -510,20 +510,23 @@ class EMAWeights(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
+        self._opt = None
         self._raw = None
+
+    def on_train_begin(self, logs=None):
+        self._opt = _ema_optimizer(self.model)  # fails before the first step
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._raw is not None:
-            for var, value in zip(_ema_optimizer(self.model)._trainable_variables, self._raw):
+            for var, value in zip(self._opt._trainable_variables, self._raw):
                 var.assign(value)
             self._raw = None
 
     def on_epoch_end(self, epoch, logs=None):
-        opt = _ema_optimizer(self.model)
-        averages = getattr(opt, "_model_variables_moving_average", None)
+        averages = getattr(self._opt, "_model_variables_moving_average", None)
         if not averages:  # not built: no step taken
             return
-        variables = opt._trainable_variables
+        variables = self._opt._trainable_variables
         self._raw = [keras.ops.convert_to_numpy(v) for v in variables]
         for var, avg in zip(variables, averages):
             if avg is not None:

@@ -236,6 +236,12 @@ PROFILES = {
             # BCE + Dice on a sigmoid output (the UNet++ loss): 0.9210 /
             # 0.9204, adopted (commit db09a0f; the last four epochs
             # validated 0.9179-0.9210 against 0.9176-0.9204 with BCE).
+            # Then, with BCE + Dice: learning rate 2e-3 (trial commit
+            # 5f2868b, off main): 0.9214 / 0.9205, within the run-to-run
+            # spread of 1e-3's 0.9210 / 0.9204, not adopted; the same with an
+            # EMA of the weights (ema_momentum 0.99, trial commit a6db305, off
+            # main): 0.9208 / 0.9200 in 11 epochs, a smoother curve (epochs
+            # 5-11: 0.9178-0.9208) but no higher peak, not adopted.
             # bn_momentum 0.9 (all three): with Keras' 0.99 the moving BN
             # statistics still hold 0.99**N of their initial 0/1 after N
             # steps (16 % after 180): the quick UNet 3+ validated at
@@ -247,13 +253,7 @@ PROFILES = {
             # 8 x 150 steps gave 0.9228 / 0.9187 with BCE (commit ea70f27)
             # and 9 x 150 steps 0.9234 / 0.9196 with BCE + Dice (commit
             # 858d128, adopted; the last five epochs validated 0.9193-0.9219
-            # against 0.9180-0.9203 with BCE). UNet 3+ with learning rate
-            # 2e-3 (trial commit 5f2868b, off main): 0.9214 / 0.9205, within the
-            # run-to-run spread of 1e-3's 0.9210 / 0.9204, not adopted; the
-            # same with an EMA of the weights (ema_momentum 0.99, trial
-            # commit a6db305, off main): 0.9208 / 0.9200 in 11 epochs, a
-            # smoother curve (epochs 5-11: 0.9178-0.9208) but no higher
-            # peak, not adopted.
+            # against 0.9180-0.9203 with BCE).
             "unetpp": {
                 "model_kwargs": {"filters": 12, "dropout": 0.0, "l2": 0.0},
                 "steps_per_epoch": 100,
