@@ -40,6 +40,14 @@ Decisions where the report is silent (documented here and in SUMMARY.md):
   20-24. Those slices were seen in training (they are not a true held-out
   set: a second run holding them out would double the CPU time), but the
   test slices 25-29 are used only to measure, never to choose.
+- Test-time augmentation: both numbers are also given with each slice
+  predicted as the mean over its 8 flips / right-angle rotations
+  (``tta_*`` keys in metrics.json, a second table in SUMMARY.md); the U-Net
+  paper averaged 7 rotated versions for its ISBI 2012 entry. Same
+  checkpoints, thresholds re-tuned by the same two rules.
+- Provenance: ``provenance.json`` names the commit that evaluated; each
+  arm's ``DONE.json`` (``metrics.json["arms"]``) names the commit that
+  trained it, and SUMMARY.md says when they differ (a reused run).
 - Resumable: a finished arm has ``runs/<arm>/DONE.json`` and is reused
   (a run stopped by the profile's time limit counts as finished); an arm
   with a completed epoch (``state.json``) but no marker is resumed with
@@ -213,6 +221,14 @@ def machine_description(gpu=None):
     return f"{gpu} GPU, {cpu}" if gpu else cpu
 
 
+def _git_dirty():
+    """Uncommitted changes to tracked files outside results/ (None: not a git checkout)."""
+    # results/ holds the outputs being (re)written: not a code change
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ":/",
+                  ":(exclude,top)results")
+    return bool(status) if status is not None else None
+
+
 def provenance(command=None):
     """What produced a result: command, git commit, versions, machine.
 
@@ -221,15 +237,12 @@ def provenance(command=None):
     if command is None:
         command = " ".join(shlex.quote(a) for a in sys.argv)
     gpu = detect_gpu()
-    # results/ holds the outputs being (re)written: not a code change
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ":/",
-                  ":(exclude,top)results")
     return {
         "command": command,
         "cwd": os.getcwd(),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(status) if status is not None else None,
+        "git_dirty": _git_dirty(),
         "versions": {
             "python": platform.python_version(),
             "keras_unets": _version("keras-unets"),
@@ -592,6 +605,9 @@ def train_arm(exp_dir, arm, model_name, *, profile, data_dir=None, log=print, **
         "val_source": result.val_source,
         "machine": machine_description(),
         "keras_backend": keras_backend(),
+        # the code that trained it (evaluation may be re-run by later commits)
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": _git_dirty(),
     }
     atomic_write_json(marker, summary)
     return summary
@@ -657,7 +673,7 @@ def blind_slices(data):
     return [train.index(s) for s in BLIND_SLICES]
 
 
-def network_summary(network, arm, data, *, timed=True, log=print):
+def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print):
     """The SUMMARY.md numbers of one trained arm (see the module docstring).
 
     - as the report: best checkpoint (selected on 25-29), threshold tuned on
@@ -665,7 +681,11 @@ def network_summary(network, arm, data, *, timed=True, log=print):
       (:func:`keras_unets.metrics.evaluate`: maximised over thresholds
       0.0..1.0, as the ISBI challenge scores them);
     - blind: last checkpoint, threshold tuned on training slices 20-24,
-      accuracy on 25-29.
+      accuracy on 25-29;
+    - ``with_tta``: both again with test-time augmentation (keys ``tta_*``):
+      each prediction averaged over the 8 flips and right-angle rotations of
+      the slice, thresholds re-tuned the same two ways. Its time per slice is
+      one call, not a best of 3.
     """
     from keras_unets.metrics import evaluate, pixel_accuracy
 
@@ -686,6 +706,24 @@ def network_summary(network, arm, data, *, timed=True, log=print):
     blind_acc = float(pixel_accuracy(pred_last, data.y_test, threshold=blind["best_threshold"]))
     log(f"[{network}] as the report: {tuned['best_accuracy']:.4f} (t={tuned['best_threshold']}); "
         f"blind: {blind_acc:.4f} (t={blind['best_threshold']} from slices 20-24)")
+    tta = {}
+    if with_tta:
+        # The same two checkpoints and threshold rules, each prediction the
+        # mean over the 8 flips / right-angle rotations (predict_tiled(tta=True)).
+        pred_t, sec_t = predict_uint8(model, data.x_test, tta=True)
+        tuned_t = sweep(pred_t, data.y_test)
+        pred_last_t = pred_t if last is model else predict_uint8(last, data.x_test, tta=True)[0]
+        blind_t = sweep(predict_uint8(last, data.x_train[idx], tta=True)[0], data.y_train[idx])
+        acc_t = float(pixel_accuracy(pred_last_t, data.y_test, threshold=blind_t["best_threshold"]))
+        log(f"[{network}] with 8-way TTA: as the report {tuned_t['best_accuracy']:.4f} "
+            f"(t={tuned_t['best_threshold']}); blind {acc_t:.4f} (t={blind_t['best_threshold']})")
+        tta = {
+            "tta_accuracy_as_report": tuned_t["best_accuracy"],
+            "tta_threshold_as_report": tuned_t["best_threshold"],
+            "tta_accuracy_blind": acc_t,
+            "tta_threshold_blind": blind_t["best_threshold"],
+            "tta_seconds_per_slice": sec_t,
+        }
     return {
         "network": network,
         "model_name": arm["model_name"],
@@ -703,6 +741,7 @@ def network_summary(network, arm, data, *, timed=True, log=print):
         "best_epoch": arm["best_epoch"],
         "stopped_by_time_limit": arm["stopped_by_time_limit"],
         "seconds_per_slice": sec,
+        **tta,
         "curve_test": tuned["curve"],
         "curve_blind": blind["curve"],
     }
@@ -1007,11 +1046,35 @@ REPORT_ACCURACY = {"U-Net": 0.9189, "UNet++": 0.917, "UNet++ (deep supervision)"
                    "UNet 3+": 0.923}
 
 
+def _trained_at(eval_commit, arms):
+    """'; runs trained at commit ...' when a reused run was trained by other code."""
+    commits = sorted({(a.get("git_commit") or "unknown")[:12]
+                      + (" (dirty)" if a.get("git_dirty") else "")
+                      for a in arms.values()
+                      if (a.get("git_commit") or "unknown") != eval_commit or a.get("git_dirty")})
+    return f"; runs trained at commit {', '.join(commits)}" if commits else ""
+
+
+def _tta_row(s, report):
+    """One row of SUMMARY.md's TTA table (dashes for metrics without ``tta_*`` keys)."""
+    head = [s["network"], "–" if report is None else str(report)]
+    if "tta_accuracy_as_report" not in s:
+        return head + ["–"] * 4
+    gain = (f"{s['tta_accuracy_as_report'] - s['accuracy_as_report']:+.4f} / "
+            f"{s['tta_accuracy_blind'] - s['accuracy_blind']:+.4f}")
+    return head + [
+        f"{fmt(s['tta_accuracy_as_report'])} (t={s['tta_threshold_as_report']})",
+        f"{fmt(s['tta_accuracy_blind'])} (t={s['tta_threshold_blind']})",
+        gain, f"{s['tta_seconds_per_slice'] * 1000:.0f} ms",
+    ]
+
+
 def write_summary(profile, *, results="results"):
     """(Re)write ``results/<profile>/SUMMARY.md`` from the experiments' metrics.json."""
     check_profile(profile)
     root = Path(results) / profile
-    rows, figures, provs, missing = [], [], [], []
+    rows, tta_rows, figures, provs, missing = [], [], [], [], []
+    arms = {}
     for exp in EXPERIMENTS:
         path = root / exp / "metrics.json"
         if not path.exists():
@@ -1021,6 +1084,7 @@ def write_summary(profile, *, results="results"):
             continue
         m = json.loads(path.read_text())
         provs.append((exp, m.get("provenance", {})))
+        arms[exp] = m.get("arms", {})
         machine = m.get("provenance", {}).get("machine", {}).get("description", "–")
         for s in m.get("summary", []):
             report = REPORT_ACCURACY.get(s["network"])
@@ -1033,6 +1097,7 @@ def write_summary(profile, *, results="results"):
                 + (" (time limit)" if s.get("stopped_by_time_limit") else ""),
                 s.get("train_machine") or machine, f"{s['seconds_per_slice'] * 1000:.0f} ms",
             ])
+            tta_rows.append(_tta_row(s, report))
         figures += [(exp, f) for f in m.get("figures", [])]
     targets = {"unet": "reproduce-unet", "unetpp": "reproduce-unetpp", "unet3p": "reproduce-unet3p"}
     text = [
@@ -1056,6 +1121,17 @@ def write_summary(profile, *, results="results"):
         text.append(markdown_table(
             ["network", "report", "ours, as the report", "ours, blind", "V_rand", "V_info",
              "parameters", "training", "machine", "inference / slice"], rows))
+    if any(r[2] != "–" for r in tta_rows):
+        text += [
+            "\n## With test-time augmentation\n",
+            "The same checkpoints and threshold rules, each slice predicted as the mean over "
+            "its 8 flips and right-angle rotations (`predict_tiled(tta=True)`; the U-Net "
+            "paper averaged rotated inputs the same way for its ISBI 2012 entry). The gain "
+            "is against the table above; inference is one timed call.\n",
+            markdown_table(["network", "report", "ours, as the report + TTA",
+                            "ours, blind + TTA", "gain (as the report / blind)",
+                            "inference / slice"], tta_rows),
+        ]
     if missing:
         text.append("\nNot run yet: " + ", ".join(
             f"{e} (`make {targets[e]} PROFILE={profile}`)" for e in missing) + ".\n")
@@ -1072,7 +1148,8 @@ def write_summary(profile, *, results="results"):
                 f"- {exp}: `{p.get('command', '?')}` at {p.get('date_utc', '?')}, commit "
                 f"{(p.get('git_commit') or 'unknown')[:12]}{' (dirty)' if p.get('git_dirty') else ''}; "
                 f"keras {v.get('keras')} ({v.get('keras_backend')}), Python {v.get('python')}, "
-                f"numpy {v.get('numpy')}; {p.get('machine', {}).get('description', '?')}")
+                f"numpy {v.get('numpy')}; {p.get('machine', {}).get('description', '?')}"
+                + _trained_at(p.get("git_commit"), arms.get(exp, {})))
         text.append("")
     path = root / "SUMMARY.md"
     atomic_write_text(path, "\n".join(text))

@@ -252,7 +252,7 @@ def test_elastic_displacement_statistics():
     # at (16, 16) the 2-D factor is 0.78188^2 = 0.61133.
     aug = Augmenter(elastic=True, elastic_sigma=10.0)
     rng = np.random.default_rng(0)
-    coarse, node_vals, mid_vals = [], [], []
+    coarse, mid_vals = [], []
     for _ in range(1500):
         params = aug.get_random_transform((65, 65), rng)
         dx, dy = elastic_displacement(params["elastic"], (65, 65))

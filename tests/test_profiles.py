@@ -96,7 +96,7 @@ def test_model_family():
 
 
 def test_paper_unet_is_the_reports_keras_unet():
-    keras = pytest.importorskip("keras")  # noqa: F841
+    pytest.importorskip("keras")
     from keras_unets.models import get_model
 
     kwargs = get_profile("paper", "unet")["model_kwargs"]

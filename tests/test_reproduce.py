@@ -346,6 +346,11 @@ def test_smoke_every_file_is_written(smoke_results, exp):
             assert s[key] is None or 0.0 <= s[key] <= 1.0
         assert s["parameters"] > 100 and s["epochs"] == 2
         assert 0 < s["seconds_per_slice"] < 30 and s["train_seconds"] > 0
+        for key in ("tta_accuracy_as_report", "tta_accuracy_blind"):
+            _check_accuracy(s[key])
+        assert 0 <= s["tta_threshold_as_report"] <= 255
+        assert 0 <= s["tta_threshold_blind"] <= 255
+        assert 0 < s["tta_seconds_per_slice"] < 240
 
 
 def test_smoke_numbers_match_an_independent_recomputation(smoke_results, small_isbi):
@@ -366,6 +371,67 @@ def test_smoke_numbers_match_an_independent_recomputation(smoke_results, small_i
     assert best == pytest.approx(s["accuracy_as_report"], abs=1e-12)
     # the membrane-only prediction (t = 255) is one of the candidates
     assert s["accuracy_as_report"] >= np.mean(data.y_test == 0)
+
+
+def test_smoke_tta_numbers_match_an_independent_recomputation(smoke_results, small_isbi):
+    """The U-Net's TTA accuracies, recomputed by transforming whole slices by hand.
+
+    Each of the 8 flips / right-angle rotations of every test slice is predicted
+    without TTA, mapped back and averaged; then the thresholds are tuned as
+    documented (on 25-29 for "as the report", on training slices 20-24 for
+    "blind"). Batches differ from predict_tiled's, so a rounding to uint8 may
+    flip a few pixels: the accuracies agree to 5e-4.
+    """
+    from keras_unets.data import load_split
+    from keras_unets.metrics import to_uint8
+    from keras_unets.predict import predict_tiled
+
+    def by_hand(model, images):
+        total = np.zeros(images.shape, np.float64)
+        for flip in (False, True):
+            for k in range(4):
+                x = np.rot90(images[:, :, ::-1] if flip else images, k, axes=(1, 2))
+                p = np.asarray(predict_tiled(model, np.ascontiguousarray(x), progress=False))
+                p = np.rot90(p, -k, axes=(1, 2))
+                total += p[:, :, ::-1] if flip else p
+        return to_uint8((total / 8).astype(np.float32))
+
+    def best(pred, labels):
+        accs = [np.mean(np.where(pred > u, 255, 0) == labels) for u in range(256)]
+        return int(np.argmax(accs)), max(accs)
+
+    root, _ = smoke_results
+    s = _metrics(root, "unet")["summary"][0]
+    data = load_split(small_isbi)
+    run = root / "unet" / "runs" / "full"
+    t, acc = best(by_hand(rep.load_model(run, "best"), data.x_test), data.y_test)
+    assert acc == pytest.approx(s["tta_accuracy_as_report"], abs=5e-4)
+    last = rep.load_model(run, "last")
+    t_blind, _ = best(by_hand(last, data.x_train[20:25]), data.y_train[20:25])
+    acc_blind = np.mean(np.where(by_hand(last, data.x_test) > t_blind, 255, 0) == data.y_test)
+    assert acc_blind == pytest.approx(s["tta_accuracy_blind"], abs=5e-4)
+
+
+def test_tta_row_of_the_summary():
+    s = {"network": "UNet 3+", "accuracy_as_report": 0.9210, "accuracy_blind": 0.9204,
+         "tta_accuracy_as_report": 0.92176, "tta_threshold_as_report": 126,
+         "tta_accuracy_blind": 0.9201, "tta_threshold_blind": 130,
+         "tta_seconds_per_slice": 3.61}
+    assert rep._tta_row(s, 0.923) == ["UNet 3+", "0.923", "0.9218 (t=126)", "0.9201 (t=130)",
+                                      "+0.0008 / -0.0003", "3610 ms"]
+    # metrics written before TTA existed: dashes, and no TTA section at all
+    old = {k: v for k, v in s.items() if not k.startswith("tta_")}
+    assert rep._tta_row(old, None) == ["UNet 3+", "–", "–", "–", "–", "–"]
+
+
+def test_trained_at_names_other_code_only():
+    same = {"a": {"git_commit": "c" * 40, "git_dirty": False}}
+    assert rep._trained_at("c" * 40, same) == ""
+    other = {"a": {"git_commit": "c" * 40, "git_dirty": False},
+             "b": {"git_commit": "d" * 40, "git_dirty": True}}
+    assert rep._trained_at("c" * 40, other) == "; runs trained at commit dddddddddddd (dirty)"
+    # a run finished before DONE.json recorded its commit
+    assert rep._trained_at("c" * 40, {"a": {}}) == "; runs trained at commit unknown"
 
 
 def test_smoke_table1(smoke_results):
@@ -421,6 +487,11 @@ def test_smoke_summary_links_and_rows(smoke_results):
         assert _is_png(root / link), link
     assert "Not run yet" not in text
     assert "2 epochs" in text and "-core CPU" in text
+    tta = text.split("## With test-time augmentation", 1)[1].split("## Figures")[0]
+    for network in ("U-Net", "UNet++", "UNet++ (deep supervision)", "UNet 3+"):
+        row = re.search(rf"^\| {re.escape(network)} \|.*$", tta, re.M).group(0)
+        assert re.search(r"\| 0\.\d{4} \(t=\d+\) \| 0\.\d{4} \(t=\d+\) \| [+-]0\.\d{4} / "
+                         r"[+-]0\.\d{4} \| \d+ ms \|$", row), row
 
 
 def test_smoke_rerun_reuses_finished_runs(smoke_results, small_isbi):
