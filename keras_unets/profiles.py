@@ -241,7 +241,10 @@ PROFILES = {
             # spread of 1e-3's 0.9210 / 0.9204, not adopted; the same with an
             # EMA of the weights (ema_momentum 0.99, trial commit a6db305, off
             # main): 0.9208 / 0.9200 in 11 epochs, a smoother curve (epochs
-            # 5-11: 0.9178-0.9208) but no higher peak, not adopted.
+            # 5-11: 0.9178-0.9208) but no higher peak, not adopted; the
+            # paper's full-scale deep supervision (unet3p_ds, heads out1..out5,
+            # trial commit fffbce4, off main): 0.9189 / 0.9170 in 12 epochs
+            # (2.0 s per step instead of 1.7), not adopted.
             # bn_momentum 0.9 (all three): with Keras' 0.99 the moving BN
             # statistics still hold 0.99**N of their initial 0/1 after N
             # steps (16 % after 180): the quick UNet 3+ validated at
