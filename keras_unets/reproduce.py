@@ -1125,9 +1125,9 @@ def write_summary(profile, *, results="results"):
         text += [
             "\n## With test-time augmentation\n",
             "The same checkpoints and threshold rules, each slice predicted as the mean over "
-            "its 8 flips and right-angle rotations (`predict_tiled(tta=True)`; the U-Net "
-            "paper averaged rotated inputs the same way for its ISBI 2012 entry). The gain "
-            "is against the table above; inference is one timed call.\n",
+            "its 8 flips and right-angle rotations (`predict_tiled(tta=True)`; for its "
+            "ISBI 2012 entry the U-Net paper averaged 7 rotated versions of the input). The "
+            "gain is against the table above; inference is one timed call.\n",
             markdown_table(["network", "report", "ours, as the report + TTA",
                             "ours, blind + TTA", "gain (as the report / blind)",
                             "inference / slice"], tta_rows),
