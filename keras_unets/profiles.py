@@ -244,7 +244,9 @@ PROFILES = {
             # 5-11: 0.9178-0.9208) but no higher peak, not adopted; the
             # paper's full-scale deep supervision (unet3p_ds, heads out1..out5,
             # trial commit fffbce4, off main): 0.9189 / 0.9170 in 12 epochs
-            # (2.0 s per step instead of 1.7), not adopted.
+            # (2.0 s per step instead of 1.7), not adopted; 12 base filters
+            # with 100 steps per epoch (trial commit d11ab03, off main): 12 x
+            # 100 steps, 0.9192 / 0.9182, not adopted.
             # bn_momentum 0.9 (all three): with Keras' 0.99 the moving BN
             # statistics still hold 0.99**N of their initial 0/1 after N
             # steps (16 % after 180): the quick UNet 3+ validated at
