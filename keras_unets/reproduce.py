@@ -673,6 +673,31 @@ def blind_slices(data):
     return [train.index(s) for s in BLIND_SLICES]
 
 
+def _score_two_ways(best, last, data, *, timed=False, **predict_kwargs):
+    """Predict and score the two ways of SUMMARY.md (``predict_kwargs``: e.g. ``tta=True``).
+
+    Returns ``pred`` (best checkpoint on the test slices) and its ``seconds``
+    per slice, ``tuned`` (its :func:`sweep` on 25-29: as the report),
+    ``blind`` (the last checkpoint's sweep on training slices 20-24) and
+    ``blind_accuracy`` (the last checkpoint on 25-29 at that threshold).
+    ``last`` may be ``best`` itself: its test prediction is then reused.
+    """
+    from keras_unets.metrics import pixel_accuracy
+
+    idx = blind_slices(data)
+    pred, seconds = predict_uint8(best, data.x_test, timed=timed, **predict_kwargs)
+    pred_last = pred if last is best else predict_uint8(last, data.x_test, **predict_kwargs)[0]
+    blind = sweep(predict_uint8(last, data.x_train[idx], **predict_kwargs)[0], data.y_train[idx])
+    return {
+        "pred": pred,
+        "seconds": seconds,
+        "tuned": sweep(pred, data.y_test),
+        "blind": blind,
+        "blind_accuracy": float(pixel_accuracy(pred_last, data.y_test,
+                                               threshold=blind["best_threshold"])),
+    }
+
+
 def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print):
     """The SUMMARY.md numbers of one trained arm (see the module docstring).
 
@@ -687,42 +712,30 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
       the slice, thresholds re-tuned the same two ways. Its time per slice is
       one call, not a best of 3.
     """
-    from keras_unets.metrics import evaluate, pixel_accuracy
+    from keras_unets.metrics import evaluate
 
     run_dir = Path(arm["run_dir"])
     model = load_model(run_dir, "best")
-    pred, sec = predict_uint8(model, data.x_test, timed=timed)
     params = int(model.count_params())
-    tuned = sweep(pred, data.y_test)
-    ev = evaluate(pred, data.y_test, threshold=tuned["best_threshold"])
-    idx = blind_slices(data)
-    if arm["best_epoch"] == arm["epochs"]:  # best.keras holds the last epoch's weights
-        last, pred_last = model, pred
-    else:
-        last = load_model(run_dir, "last")
-        pred_last, _ = predict_uint8(last, data.x_test)
-    pred_blind, _ = predict_uint8(last, data.x_train[idx])
-    blind = sweep(pred_blind, data.y_train[idx])
-    blind_acc = float(pixel_accuracy(pred_last, data.y_test, threshold=blind["best_threshold"]))
+    # best.keras holds the last epoch's weights when the last epoch was the best
+    last = model if arm["best_epoch"] == arm["epochs"] else load_model(run_dir, "last")
+    plain = _score_two_ways(model, last, data, timed=timed)
+    tuned, blind = plain["tuned"], plain["blind"]
+    ev = evaluate(plain["pred"], data.y_test, threshold=tuned["best_threshold"])
     log(f"[{network}] as the report: {tuned['best_accuracy']:.4f} (t={tuned['best_threshold']}); "
-        f"blind: {blind_acc:.4f} (t={blind['best_threshold']} from slices 20-24)")
+        f"blind: {plain['blind_accuracy']:.4f} (t={blind['best_threshold']} from slices 20-24)")
     tta = {}
     if with_tta:
-        # The same two checkpoints and threshold rules, each prediction the
-        # mean over the 8 flips / right-angle rotations (predict_tiled(tta=True)).
-        pred_t, sec_t = predict_uint8(model, data.x_test, tta=True)
-        tuned_t = sweep(pred_t, data.y_test)
-        pred_last_t = pred_t if last is model else predict_uint8(last, data.x_test, tta=True)[0]
-        blind_t = sweep(predict_uint8(last, data.x_train[idx], tta=True)[0], data.y_train[idx])
-        acc_t = float(pixel_accuracy(pred_last_t, data.y_test, threshold=blind_t["best_threshold"]))
-        log(f"[{network}] with 8-way TTA: as the report {tuned_t['best_accuracy']:.4f} "
-            f"(t={tuned_t['best_threshold']}); blind {acc_t:.4f} (t={blind_t['best_threshold']})")
+        t = _score_two_ways(model, last, data, tta=True)
+        log(f"[{network}] with 8-way TTA: as the report {t['tuned']['best_accuracy']:.4f} "
+            f"(t={t['tuned']['best_threshold']}); blind {t['blind_accuracy']:.4f} "
+            f"(t={t['blind']['best_threshold']})")
         tta = {
-            "tta_accuracy_as_report": tuned_t["best_accuracy"],
-            "tta_threshold_as_report": tuned_t["best_threshold"],
-            "tta_accuracy_blind": acc_t,
-            "tta_threshold_blind": blind_t["best_threshold"],
-            "tta_seconds_per_slice": sec_t,
+            "tta_accuracy_as_report": t["tuned"]["best_accuracy"],
+            "tta_threshold_as_report": t["tuned"]["best_threshold"],
+            "tta_accuracy_blind": t["blind_accuracy"],
+            "tta_threshold_blind": t["blind"]["best_threshold"],
+            "tta_seconds_per_slice": t["seconds"],
         }
     return {
         "network": network,
@@ -730,7 +743,7 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
         "accuracy_as_report": tuned["best_accuracy"],
         "threshold_as_report": tuned["best_threshold"],
         "accuracy_unbinarised": tuned["raw_accuracy"],
-        "accuracy_blind": blind_acc,
+        "accuracy_blind": plain["blind_accuracy"],
         "threshold_blind": blind["best_threshold"],
         "v_rand": ev.get("v_rand"),
         "v_info": ev.get("v_info"),
@@ -740,7 +753,7 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
         "epochs": arm["epochs"],
         "best_epoch": arm["best_epoch"],
         "stopped_by_time_limit": arm["stopped_by_time_limit"],
-        "seconds_per_slice": sec,
+        "seconds_per_slice": plain["seconds"],
         **tta,
         "curve_test": tuned["curve"],
         "curve_blind": blind["curve"],
