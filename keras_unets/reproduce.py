@@ -1054,7 +1054,158 @@ def run_unet3p(profile, *, results="results", data_dir=None, command=None, log=p
     return metrics
 
 
-RUNNERS = {"unet": run_unet, "unetpp": run_unetpp, "unet3p": run_unet3p}
+# ---------------------------------------------------------------------------
+# A true hold-out (not in the report)
+# ---------------------------------------------------------------------------
+HOLDOUT_NETWORKS = {"unet": "U-Net", "unetpp": "UNet++", "unet3p": "UNet 3+"}
+HOLDOUT_FIGURE = "figures/holdout_accuracy_per_epoch.png"
+
+
+def check_networks(networks):
+    """The hold-out's network list (a tuple of ``HOLDOUT_NETWORKS`` keys)."""
+    if isinstance(networks, str):
+        networks = [n for n in networks.replace(",", " ").split() if n]
+    networks = tuple(networks)
+    unknown = [n for n in networks if n not in HOLDOUT_NETWORKS]
+    if unknown or not networks:
+        raise ValueError(
+            f"Unknown or no hold-out network(s) {unknown}. Expected some of "
+            f"{', '.join(HOLDOUT_NETWORKS)}. Received: networks={list(networks)}"
+        )
+    return networks
+
+
+def holdout_summary(network, arm, data, *, log=print):
+    """Score a run trained without slices 20-24, choosing everything on them.
+
+    The checkpoint (best accuracy on 20-24, chosen during training) and the
+    binarisation threshold (tuned on 20-24) never see slices 25-29, which
+    are used only to measure: ``accuracy`` (plus ``v_rand`` / ``v_info`` at
+    that threshold). For reference, ``accuracy_test_threshold`` is the same
+    checkpoint with the threshold tuned on 25-29 (what choosing the
+    threshold on the test slices adds), and ``accuracy_holdout_slices`` the
+    tuned accuracy on 20-24 itself. ``tta_*``: the same with 8-way
+    test-time augmentation, threshold re-tuned on 20-24.
+    """
+    from keras_unets.metrics import evaluate, pixel_accuracy
+
+    idx = blind_slices(data)
+    model = load_model(arm["run_dir"], "best")
+    out = {
+        "network": network,
+        "model_name": arm["model_name"],
+        "parameters": int(model.count_params()),
+        "train_slices": arm.get("train_slices"),
+        "val_slices": arm["val_slices"],
+        "epochs": arm["epochs"],
+        "best_epoch": arm["best_epoch"],
+        "train_seconds": arm["train_seconds"],
+        "train_machine": arm.get("machine"),
+        "stopped_by_time_limit": arm["stopped_by_time_limit"],
+    }
+    for prefix, kwargs in (("", {}), ("tta_", {"tta": True})):
+        held = sweep(predict_uint8(model, data.x_train[idx], **kwargs)[0], data.y_train[idx])
+        pred, _ = predict_uint8(model, data.x_test, **kwargs)
+        t = held["best_threshold"]
+        out.update({
+            f"{prefix}accuracy": float(pixel_accuracy(pred, data.y_test, threshold=t)),
+            f"{prefix}threshold": t,
+            f"{prefix}accuracy_holdout_slices": held["best_accuracy"],
+            f"{prefix}accuracy_test_threshold": sweep(pred, data.y_test)["best_accuracy"],
+        })
+        if not prefix:
+            ev = evaluate(pred, data.y_test, threshold=t)
+            out.update({"v_rand": ev.get("v_rand"), "v_info": ev.get("v_info")})
+    log(f"[holdout] {network}: {out['accuracy']:.4f} on 25-29 (epoch {out['best_epoch']} and "
+        f"t={out['threshold']} chosen on 20-24); with TTA {out['tta_accuracy']:.4f}")
+    return out
+
+
+def _holdout_row(s, report):
+    return [
+        s["network"], "–" if report is None else str(report), s.get("train_slices") or "–",
+        f"{s['best_epoch']} of {s['epochs']}", str(s["threshold"]), s["accuracy"],
+        f"{fmt(s['tta_accuracy'])} (t={s['tta_threshold']})", s["accuracy_test_threshold"],
+        s.get("v_rand"), s.get("v_info"),
+        f"{format_seconds(s['train_seconds'])}" + (" (time limit)" if s.get("stopped_by_time_limit") else ""),
+    ]
+
+
+HOLDOUT_HEADERS = ["network", "report", "trained on", "epoch (chosen on 20-24)",
+                   "threshold (from 20-24)", "accuracy on 25-29", "+ TTA",
+                   "same checkpoint, threshold from 25-29", "V_rand", "V_info", "training"]
+
+
+def run_holdout(profile, *, results="results", data_dir=None, command=None, log=print,
+                networks=tuple(HOLDOUT_NETWORKS)):
+    """Each network's recipe trained on slices 0-19 only; slices 20-24 choose, 25-29 measure.
+
+    Not in the report, whose numbers choose the epoch and the threshold on
+    its test slices 25-29 (Liu et al., sec. IV). Here the profile's main
+    recipe of each network (``unet``, ``unetpp`` without deep supervision,
+    ``unet3p``) is trained with ``val_slices="20-24"`` held out of training,
+    so the best checkpoint and the threshold are chosen on slices the
+    network never saw, and 25-29 are touched only to measure. Each network
+    is one arm (``runs/<network>``); arms finished earlier are reused and
+    all finished arms are reported, so the networks can be run one at a
+    time (``networks``). Costs one more training per network.
+    """
+    from keras_unets.data import load_split
+
+    check_profile(profile)
+    networks = check_networks(networks)
+    exp_dir = _experiment_dir(results, profile, "holdout")
+    data = load_split(data_dir)
+    blind_slices(data)  # the split must contain 20-24 before anything trains
+    for name in networks:
+        train_arm(exp_dir, name, name, profile=profile, data_dir=data_dir, log=log,
+                  val_slices=f"{BLIND_SLICES[0]}-{BLIND_SLICES[-1]}")
+    arms, summaries, curves = {}, [], {}
+    for name, network in HOLDOUT_NETWORKS.items():
+        if not (exp_dir / "runs" / name / DONE_MARKER).exists():
+            continue
+        arm = json.loads((exp_dir / "runs" / name / DONE_MARKER).read_text())
+        arm["run_dir"] = str(exp_dir / "runs" / name)  # where it is now
+        try:  # the training slices, from the run's own record
+            arm["train_slices"] = json.loads(
+                (Path(arm["run_dir"]) / "config.json").read_text())["train_slices"]
+        except (OSError, ValueError, KeyError):
+            arm["train_slices"] = None
+        arms[name] = arm
+        summaries.append(holdout_summary(network, arm, data, log=log))
+        hist = read_history(arm["run_dir"])
+        if "val_best_accuracy" in hist:
+            curves[network] = hist["val_best_accuracy"]
+    figures = exp_dir / "figures"
+    if curves:
+        plot_epoch_curves(curves, figures / Path(HOLDOUT_FIGURE).name,
+                          title="Accuracy on held-out slices 20-24 per epoch (best threshold)")
+    rows = [_holdout_row(s, REPORT_ACCURACY.get(s["network"])) for s in summaries]
+    table_md = (
+        f"# True hold-out ({profile} profile)\n\n"
+        "Each network's recipe trained on slices 0-19 only. The checkpoint (best epoch "
+        "on 20-24) and the binarisation threshold (tuned on 20-24) are chosen on slices "
+        "the network never saw; slices 25-29 only measure. The column \"same checkpoint, "
+        "threshold from 25-29\" shows what tuning the threshold on the test slices, as "
+        "the report did, would add.\n\n"
+        + markdown_table(HOLDOUT_HEADERS, rows)
+        + (f"\n![hold-out accuracy per epoch]({HOLDOUT_FIGURE})\n" if curves else "")
+    )
+    metrics = {
+        "experiment": "holdout",
+        "profile": profile,
+        "val_slices": list(BLIND_SLICES),
+        "arms": arms,
+        "summary": summaries,
+        "figures": sorted(str(p.relative_to(exp_dir)) for p in figures.glob("*.png")),
+    }
+    write_experiment(exp_dir, metrics=metrics, table_md=table_md, prov=provenance(command))
+    log(f"[holdout] wrote {exp_dir}")
+    return metrics
+
+
+RUNNERS = {"unet": run_unet, "unetpp": run_unetpp, "unet3p": run_unet3p,
+           "holdout": run_holdout}
 REPORT_ACCURACY = {"U-Net": 0.9189, "UNet++": 0.917, "UNet++ (deep supervision)": 0.894,
                    "UNet 3+": 0.923}
 
@@ -1145,6 +1296,22 @@ def write_summary(profile, *, results="results"):
                             "ours, blind + TTA", "gain (as the report / blind)",
                             "inference / slice"], tta_rows),
         ]
+    holdout = root / "holdout" / "metrics.json"
+    if holdout.exists():
+        m = json.loads(holdout.read_text())
+        provs.append(("holdout", m.get("provenance", {})))
+        arms["holdout"] = m.get("arms", {})
+        figures += [("holdout", f) for f in m.get("figures", [])]
+        text += [
+            "\n## True hold-out (not in the report)\n",
+            "The same recipes trained on slices 0-19 only (`make reproduce-holdout`): the "
+            "checkpoint (best epoch on 20-24) and the threshold (tuned on 20-24) are chosen "
+            "on slices the network never saw, and 25-29 only measure. The column \"same "
+            "checkpoint, threshold from 25-29\" shows what tuning the threshold on the test "
+            "slices, as the report did, would give.\n",
+            markdown_table(HOLDOUT_HEADERS, [_holdout_row(s, REPORT_ACCURACY.get(s["network"]))
+                                             for s in m.get("summary", [])]),
+        ]
     if missing:
         text.append("\nNot run yet: " + ", ".join(
             f"{e} (`make {targets[e]} PROFILE={profile}`)" for e in missing) + ".\n")
@@ -1200,13 +1367,15 @@ def _data_dir_or_download(data_dir, log):
 
 
 def reproduce(experiments=EXPERIMENTS, profile=None, *, results="results", data_dir=None,
-              command=None, log=print, reason=None):
+              command=None, log=print, reason=None, networks=None):
     """Run the named experiments, then rewrite SUMMARY.md. Returns its path.
 
     ``profile=None`` picks :func:`default_profile` and prints why (``reason``
     says why an explicit profile was chosen, for the log). The data
     folder is resolved first, so missing data fails before anything trains
     (``keras_unets.data.DataNotFoundError`` says where to put the files).
+    ``experiments`` may also name ``"holdout"`` (:func:`run_holdout`, not
+    part of the default three); ``networks`` limits it to some networks.
     """
     if profile is None:
         profile, reason = default_profile()
@@ -1219,15 +1388,19 @@ def reproduce(experiments=EXPERIMENTS, profile=None, *, results="results", data_
     unknown = [e for e in experiments if e not in RUNNERS]
     if unknown:
         raise ValueError(
-            f"Unknown experiment(s) {unknown}. Expected some of {', '.join(EXPERIMENTS)}. "
+            f"Unknown experiment(s) {unknown}. Expected some of {', '.join(RUNNERS)}. "
             f"Received: experiments={list(experiments)}"
         )
+    holdout_kwargs = {}
+    if "holdout" in experiments and networks is not None:
+        holdout_kwargs["networks"] = check_networks(networks)
     if experiments:
         data_dir = _data_dir_or_download(data_dir, log)
         log(f"data: {data_dir}")
     for exp in experiments:
         start = time.perf_counter()
-        RUNNERS[exp](profile, results=results, data_dir=data_dir, command=command, log=log)
+        RUNNERS[exp](profile, results=results, data_dir=data_dir, command=command, log=log,
+                     **(holdout_kwargs if exp == "holdout" else {}))
         log(f"[{exp}] done in {format_seconds(time.perf_counter() - start)}")
     path = write_summary(profile, results=results)
     log(f"summary: {path}")

@@ -247,6 +247,7 @@ FIGURES = {
     "unetpp": ["figures/fig12_training_accuracy.png", "figures/unetpp_pruning.png",
                "figures/unetpp_test_accuracy_per_epoch.png"],
     "unet3p": ["figures/fig13_test_accuracy_per_epoch.png"],
+    "holdout": [rep.HOLDOUT_FIGURE],
 }
 SMOKE_SIZE = 128  # the 30 labelled slices cropped to 128 x 128 around the centre
 
@@ -293,9 +294,15 @@ def smoke_run(isbi_dir, tmp_path_factory):
                                 ("test-volume.tif", full.test_images)):
                 write_stack(small / name, np.ascontiguousarray(stack[:, cut, cut]))
             log = []
-            path = rep.reproduce(rep.EXPERIMENTS, "smoke", results=work / "results",
-                                 data_dir=small, command="pytest smoke", log=log.append)
+            # the hold-out in two calls: UNet 3+ with the three experiments,
+            # then the other two networks (the first is reused, not retrained)
+            path = rep.reproduce([*rep.EXPERIMENTS, "holdout"], "smoke", results=work / "results",
+                                 data_dir=small, command="pytest smoke", log=log.append,
+                                 networks=["unet3p"])
             assert path == work / "results" / "smoke" / "SUMMARY.md"
+            log.append("--- second call ---")
+            rep.reproduce(["holdout"], "smoke", results=work / "results", data_dir=small,
+                          command="pytest smoke holdout", log=log.append, networks="unet,unetpp")
             done.write_text(json.dumps(log))
     return work / "results" / "smoke", json.loads(done.read_text()), work / "isbi_small"
 
@@ -492,12 +499,19 @@ def test_smoke_summary_links_and_rows(smoke_results):
         row = re.search(rf"^\| {re.escape(network)} \|.*$", tta, re.M).group(0)
         assert re.search(r"\| 0\.\d{4} \(t=\d+\) \| 0\.\d{4} \(t=\d+\) \| [+-]0\.\d{4} / "
                          r"[+-]0\.\d{4} \| \d+ ms \|$", row), row
+    held = text.split("## True hold-out (not in the report)", 1)[1].split("## Figures")[0]
+    for network, acc in (("U-Net", "0.9189"), ("UNet++", "0.917"), ("UNet 3+", "0.923")):
+        assert re.search(rf"^\| {re.escape(network)} \| {acc} \| 0-19 \| [12] of 2 \| \d+ \| "
+                         r"0\.\d{4} \| 0\.\d{4} \(t=\d+\) \| 0\.\d{4} \|", held, re.M), network
+    assert "- holdout: `pytest smoke holdout`" in text
 
 
 def test_smoke_rerun_reuses_finished_runs(smoke_results, small_isbi):
     """A second run of a target reuses every finished training (no retraining)."""
     root, first_log = smoke_results
-    assert sum("training " in line for line in first_log) == 5  # full, half, ds, no_ds, main
+    first_log = first_log[:first_log.index("--- second call ---")]
+    # full, half, ds, no_ds, main and the hold-out's unet3p
+    assert sum("training " in line for line in first_log) == 6
     ckpt = root / "unet3p" / "runs" / "main" / "best.keras"
     before = ckpt.stat().st_mtime_ns
     done = json.loads((root / "unet3p" / "runs" / "main" / "DONE.json").read_text())
@@ -511,6 +525,80 @@ def test_smoke_rerun_reuses_finished_runs(smoke_results, small_isbi):
 def _smoke_env(root, small_isbi):
     return dict(os.environ, PROFILE="smoke", RESULTS=str(root.parent),
                 ISBI2012_DIR=str(small_isbi), MPLBACKEND="Agg")
+
+
+def test_smoke_holdout_trains_without_20_24_and_reuses(smoke_results):
+    root, log = smoke_results
+    second = log[log.index("--- second call ---") + 1:]
+    trained = [line for line in second if "training " in line]
+    assert len(trained) == 2 and "[unet] training unet" in trained[0]
+    assert "[unetpp] training unetpp" in trained[1]
+    m = _metrics(root, "holdout")
+    assert m["provenance"]["command"] == "pytest smoke holdout"
+    assert [s["network"] for s in m["summary"]] == ["U-Net", "UNet++", "UNet 3+"]
+    assert sorted(m["figures"]) == FIGURES["holdout"] and _is_png(root / "holdout" / FIGURES["holdout"][0])
+    for name in ("unet", "unetpp", "unet3p"):
+        run = root / "holdout" / "runs" / name
+        config = json.loads((run / "config.json").read_text())
+        assert config["train_slices"] == "0-19" and config["val_slices"] == "20-24"
+        assert config["val_source"] == "holdout" and config["model_name"] == name
+        assert m["arms"][name]["val_slices"] == [20, 21, 22, 23, 24]
+    # unet3p trained in the first call and was not retrained by the second
+    first = (root / "holdout" / "runs" / "unet3p" / "DONE.json").stat().st_mtime_ns
+    assert first < (root / "holdout" / "runs" / "unet" / "DONE.json").stat().st_mtime_ns
+    for s in m["summary"]:
+        for key in ("accuracy", "tta_accuracy", "accuracy_test_threshold",
+                    "accuracy_holdout_slices", "tta_accuracy_test_threshold"):
+            _check_accuracy(s[key])
+        # the threshold tuned on 25-29 is the best there, so never below the held-out one's
+        assert s["accuracy_test_threshold"] >= s["accuracy"]
+        assert s["tta_accuracy_test_threshold"] >= s["tta_accuracy"]
+        assert 0 <= s["threshold"] <= 255 and 1 <= s["best_epoch"] <= s["epochs"] == 2
+        assert s["train_slices"] == "0-19"
+
+
+def test_smoke_holdout_numbers_match_an_independent_recomputation(smoke_results, small_isbi):
+    """UNet 3+'s hold-out accuracy: checkpoint and threshold from 20-24 only, by plain numpy."""
+    from keras_unets.data import load_isbi2012
+
+    root, _ = smoke_results
+    s = next(s for s in _metrics(root, "holdout")["summary"] if s["network"] == "UNet 3+")
+    data = load_isbi2012(small_isbi)
+    run = root / "holdout" / "runs" / "unet3p"
+    history = rep.read_history(run)["val_best_accuracy"]
+    assert s["best_epoch"] == int(np.argmax(history)) + 1  # chosen on 20-24 during training
+    model = rep.load_model(run, "best")
+    held_x, held_y = data.train_images[20:25], data.train_labels[20:25]
+    held, _ = rep.predict_uint8(model, held_x)
+    accs = [np.mean(np.where(held > u, 255, 0) == held_y) for u in range(256)]
+    t = int(np.argmax(accs))
+    assert t == s["threshold"] and max(accs) == pytest.approx(s["accuracy_holdout_slices"], abs=1e-12)
+    test, _ = rep.predict_uint8(model, data.train_images[25:30])
+    acc = np.mean(np.where(test > t, 255, 0) == data.train_labels[25:30])
+    assert acc == pytest.approx(s["accuracy"], abs=1e-12)
+
+
+def test_holdout_bad_network_names_fail_before_training(tmp_path, small_isbi):
+    with pytest.raises(ValueError, match=r"Expected some of unet, unetpp, unet3p\. Received: "
+                                         r"networks=\['unet', 'vnet'\]"):
+        rep.reproduce(["holdout"], "smoke", results=tmp_path, data_dir=small_isbi,
+                      networks="unet,vnet", log=lambda _: None)
+    with pytest.raises(ValueError, match=r"Received: networks=\[\]"):
+        rep.check_networks("")
+    assert rep.check_networks(" unet3p, unet ") == ("unet3p", "unet")
+    assert not (tmp_path / "smoke").exists()
+    env = dict(os.environ, ISBI2012_DIR=str(small_isbi))
+    cli = [sys.executable, "-c", "from keras_unets.cli import main; main()", "reproduce"]
+    out = subprocess.run([*cli, "holdout", "--profile", "smoke", "--networks", "vnet",
+                          "--results", str(tmp_path)], capture_output=True, text=True, env=env,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 2 and "Invalid value for --networks" in out.stderr
+    assert "networks=['vnet']" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run([*cli, "unet", "--profile", "smoke", "--networks", "unet",
+                          "--results", str(tmp_path)], capture_output=True, text=True, env=env,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 2 and "applies to the holdout experiment only" in out.stderr
+    assert not (tmp_path / "smoke").exists()
 
 
 def test_smoke_summary_script(smoke_results, small_isbi):

@@ -3,8 +3,9 @@
 A thin layer over :mod:`keras_unets.reproduce` (imported lazily so that
 ``keras-unets --help`` stays fast)::
 
-    keras-unets reproduce unet|unetpp|unet3p|all|summary [--profile quick|paper|smoke]
-                          [--results DIR] [--data DIR]
+    keras-unets reproduce unet|unetpp|unet3p|all|holdout|summary
+                          [--profile quick|paper|smoke] [--results DIR] [--data DIR]
+                          [--networks unet,unetpp,unet3p]   (holdout only)
 """
 import os
 import shlex
@@ -21,7 +22,7 @@ def register(group):
 
 
 @click.command("reproduce")
-@click.argument("experiment", type=click.Choice([*_EXPERIMENTS, "all", "summary"]))
+@click.argument("experiment", type=click.Choice([*_EXPERIMENTS, "all", "holdout", "summary"]))
 @click.option("--profile", type=click.Choice(["paper", "quick", "smoke"]), default=None,
               help="Default: $PROFILE, else paper when a GPU is visible, else quick.")
 @click.option("--results", default="results", show_default=True,
@@ -29,11 +30,15 @@ def register(group):
               help="Results root; writes <results>/<profile>/<experiment>/.")
 @click.option("--data", "data_dir", default=None, type=click.Path(),
               help="ISBI 2012 folder (default: $ISBI2012_DIR, then ~/.keras/datasets/isbi2012).")
-def reproduce(experiment, profile, results, data_dir):
+@click.option("--networks", default=None,
+              help="holdout only: comma-separated networks to train (default: all three).")
+def reproduce(experiment, profile, results, data_dir, networks):
     """Train, evaluate and write the report's tables and figures for EXPERIMENT.
 
     unet: Table I, Fig. 10, Fig. 11. unetpp: Table II, Fig. 12, pruning L1..L4.
-    unet3p: Fig. 13. all: the three. summary: only rewrite SUMMARY.md.
+    unet3p: Fig. 13. all: the three. holdout (not in the report): each
+    network trained on slices 0-19, epoch and threshold chosen on 20-24,
+    measured on 25-29. summary: only rewrite SUMMARY.md.
     Every run rewrites <results>/<profile>/SUMMARY.md; finished trainings are
     reused and interrupted ones resumed.
     """
@@ -52,9 +57,18 @@ def reproduce(experiment, profile, results, data_dir):
             click.echo(f"profile: {profile} ({reason})")
             click.echo(f"summary: {rep.write_summary(profile, results=results)}")
             return
+        if networks is not None and experiment != "holdout":
+            raise click.BadParameter(
+                f"--networks applies to the holdout experiment only. Received: {experiment}",
+                param_hint="--networks")
+        if networks is not None:
+            try:
+                networks = rep.check_networks(networks)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--networks") from None
         todo = _EXPERIMENTS if experiment == "all" else (experiment,)
         rep.reproduce(todo, profile, results=results, data_dir=data_dir, command=command,
-                      log=click.echo, reason=reason)
+                      log=click.echo, reason=reason, networks=networks)
     except Exception as exc:
         # Missing or malformed data: the data layer's message says where to put
         # the files; no traceback.
