@@ -502,7 +502,7 @@ def test_smoke_summary_links_and_rows(smoke_results):
     held = text.split("## True hold-out (not in the report)", 1)[1].split("## Figures")[0]
     for network, acc in (("U-Net", "0.9189"), ("UNet++", "0.917"), ("UNet 3+", "0.923")):
         assert re.search(rf"^\| {re.escape(network)} \| {acc} \| 0-19 \| [12] of 2 \| \d+ \| "
-                         r"0\.\d{4} \| 0\.\d{4} \(t=\d+\) \| 0\.\d{4} \|", held, re.M), network
+                         r"0\.\d{4} \| 0\.\d{4} \(t=\d+\) \| 0\.\d{4} \(t=\d+\) \|", held, re.M), network
     assert "- holdout: `pytest smoke holdout`" in text
 
 
@@ -554,6 +554,7 @@ def test_smoke_holdout_trains_without_20_24_and_reuses(smoke_results):
         assert s["accuracy_test_threshold"] >= s["accuracy"]
         assert s["tta_accuracy_test_threshold"] >= s["tta_accuracy"]
         assert 0 <= s["threshold"] <= 255 and 1 <= s["best_epoch"] <= s["epochs"] == 2
+        assert 0 <= s["threshold_test"] <= 255 and 0 <= s["tta_threshold_test"] <= 255
         assert s["train_slices"] == "0-19"
 
 
@@ -576,6 +577,9 @@ def test_smoke_holdout_numbers_match_an_independent_recomputation(smoke_results,
     test, _ = rep.predict_uint8(model, data.train_images[25:30])
     acc = np.mean(np.where(test > t, 255, 0) == data.train_labels[25:30])
     assert acc == pytest.approx(s["accuracy"], abs=1e-12)
+    t_test = s["threshold_test"]
+    acc_test = np.mean(np.where(test > t_test, 255, 0) == data.train_labels[25:30])
+    assert acc_test == pytest.approx(s["accuracy_test_threshold"], abs=1e-12)
 
 
 def test_holdout_bad_network_names_fail_before_training(tmp_path, small_isbi):
