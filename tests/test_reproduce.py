@@ -502,7 +502,8 @@ def test_smoke_summary_links_and_rows(smoke_results):
     held = text.split("## True hold-out (not in the report)", 1)[1].split("## Figures")[0]
     for network, acc in (("U-Net", "0.9189"), ("UNet++", "0.917"), ("UNet 3+", "0.923")):
         assert re.search(rf"^\| {re.escape(network)} \| {acc} \| 0-19 \| [12] of 2 \| \d+ \| "
-                         r"0\.\d{4} \| 0\.\d{4} \(t=\d+\) \| 0\.\d{4} \(t=\d+\) \|", held, re.M), network
+                         r"0\.\d{4} \| 0\.\d{4} \(t=\d+\) \| 0\.\d{4} \(t=\d+\) \|",
+                         held, re.M), network
     assert "- holdout: `pytest smoke holdout`" in text
 
 
@@ -536,7 +537,8 @@ def test_smoke_holdout_trains_without_20_24_and_reuses(smoke_results):
     m = _metrics(root, "holdout")
     assert m["provenance"]["command"] == "pytest smoke holdout"
     assert [s["network"] for s in m["summary"]] == ["U-Net", "UNet++", "UNet 3+"]
-    assert sorted(m["figures"]) == FIGURES["holdout"] and _is_png(root / "holdout" / FIGURES["holdout"][0])
+    assert sorted(m["figures"]) == FIGURES["holdout"]
+    assert _is_png(root / "holdout" / FIGURES["holdout"][0])
     for name in ("unet", "unetpp", "unet3p"):
         run = root / "holdout" / "runs" / name
         config = json.loads((run / "config.json").read_text())
@@ -573,7 +575,8 @@ def test_smoke_holdout_numbers_match_an_independent_recomputation(smoke_results,
     held, _ = rep.predict_uint8(model, held_x)
     accs = [np.mean(np.where(held > u, 255, 0) == held_y) for u in range(256)]
     t = int(np.argmax(accs))
-    assert t == s["threshold"] and max(accs) == pytest.approx(s["accuracy_holdout_slices"], abs=1e-12)
+    assert t == s["threshold"]
+    assert max(accs) == pytest.approx(s["accuracy_holdout_slices"], abs=1e-12)
     test, _ = rep.predict_uint8(model, data.train_images[25:30])
     acc = np.mean(np.where(test > t, 255, 0) == data.train_labels[25:30])
     assert acc == pytest.approx(s["accuracy"], abs=1e-12)
@@ -590,6 +593,10 @@ def test_holdout_bad_network_names_fail_before_training(tmp_path, small_isbi):
     with pytest.raises(ValueError, match=r"Received: networks=\[\]"):
         rep.check_networks("")
     assert rep.check_networks(" unet3p, unet ") == ("unet3p", "unet")
+    with pytest.raises(ValueError, match=r"holdout experiment only\. Received: "
+                                         r"experiments=\['unet'\], networks='unet'"):
+        rep.reproduce(["unet"], "smoke", results=tmp_path, data_dir=small_isbi,
+                      networks="unet", log=lambda _: None)
     assert not (tmp_path / "smoke").exists()
     env = dict(os.environ, ISBI2012_DIR=str(small_isbi))
     cli = [sys.executable, "-c", "from keras_unets.cli import main; main()", "reproduce"]
