@@ -1066,6 +1066,17 @@ HOLDOUT_NETWORKS = {"unet": "U-Net", "unetpp": "UNet++", "unet3p": "UNet 3+"}
 HOLDOUT_FIGURE = "figures/holdout_accuracy_per_epoch.png"
 
 
+def holdout_networks(experiments, networks):
+    """``networks`` checked for ``experiments`` (``None`` stays ``None``: all three)."""
+    if networks is None:
+        return None
+    if "holdout" not in experiments:
+        raise ValueError(
+            f"`networks` applies to the holdout experiment only. "
+            f"Received: experiments={list(experiments)}, networks={networks!r}")
+    return check_networks(networks)
+
+
 def check_networks(networks):
     """The hold-out's network list (a tuple of ``HOLDOUT_NETWORKS`` keys)."""
     if isinstance(networks, str):
@@ -1092,9 +1103,8 @@ def holdout_summary(network, arm, data, *, log=print):
     tuned accuracy on 20-24 itself. ``tta_*``: the same with 8-way
     test-time augmentation, threshold re-tuned on 20-24.
     """
-    from keras_unets.metrics import evaluate, pixel_accuracy
+    from keras_unets.metrics import evaluate
 
-    idx = blind_slices(data)
     model = load_model(arm["run_dir"], "best")
     out = {
         "network": network,
@@ -1109,18 +1119,17 @@ def holdout_summary(network, arm, data, *, log=print):
         "stopped_by_time_limit": arm["stopped_by_time_limit"],
     }
     for prefix, kwargs in (("", {}), ("tta_", {"tta": True})):
-        held = sweep(predict_uint8(model, data.x_train[idx], **kwargs)[0], data.y_train[idx])
-        pred, _ = predict_uint8(model, data.x_test, **kwargs)
-        t, test = held["best_threshold"], sweep(pred, data.y_test)
+        # the blind rule of _score_two_ways, applied to the checkpoint chosen on 20-24
+        r = _score_two_ways(model, model, data, **kwargs)
         out.update({
-            f"{prefix}accuracy": float(pixel_accuracy(pred, data.y_test, threshold=t)),
-            f"{prefix}threshold": t,
-            f"{prefix}accuracy_holdout_slices": held["best_accuracy"],
-            f"{prefix}accuracy_test_threshold": test["best_accuracy"],
-            f"{prefix}threshold_test": test["best_threshold"],
+            f"{prefix}accuracy": r["blind_accuracy"],
+            f"{prefix}threshold": r["blind"]["best_threshold"],
+            f"{prefix}accuracy_holdout_slices": r["blind"]["best_accuracy"],
+            f"{prefix}accuracy_test_threshold": r["tuned"]["best_accuracy"],
+            f"{prefix}threshold_test": r["tuned"]["best_threshold"],
         })
         if not prefix:
-            ev = evaluate(pred, data.y_test, threshold=t)
+            ev = evaluate(r["pred"], data.y_test, threshold=out["threshold"])
             out.update({"v_rand": ev.get("v_rand"), "v_info": ev.get("v_info")})
     log(f"[holdout] {network}: {out['accuracy']:.4f} on 25-29 (epoch {out['best_epoch']} and "
         f"t={out['threshold']} chosen on 20-24); with TTA {out['tta_accuracy']:.4f}")
@@ -1132,8 +1141,7 @@ def _holdout_row(s, report):
         s["network"], "–" if report is None else str(report), s.get("train_slices") or "–",
         f"{s['best_epoch']} of {s['epochs']}", str(s["threshold"]), s["accuracy"],
         f"{fmt(s['tta_accuracy'])} (t={s['tta_threshold']})",
-        fmt(s["accuracy_test_threshold"])
-        + (f" (t={s['threshold_test']})" if "threshold_test" in s else ""),
+        f"{fmt(s['accuracy_test_threshold'])} (t={s['threshold_test']})",
         s.get("v_rand"), s.get("v_info"),
         format_seconds(s["train_seconds"])
         + (" (time limit)" if s.get("stopped_by_time_limit") else ""),
@@ -1399,13 +1407,8 @@ def reproduce(experiments=EXPERIMENTS, profile=None, *, results="results", data_
             f"Unknown experiment(s) {unknown}. Expected some of {', '.join(RUNNERS)}. "
             f"Received: experiments={list(experiments)}"
         )
-    holdout_kwargs = {}
-    if networks is not None:
-        if "holdout" not in experiments:
-            raise ValueError(
-                f"`networks` applies to the holdout experiment only. "
-                f"Received: experiments={list(experiments)}, networks={networks!r}")
-        holdout_kwargs["networks"] = check_networks(networks)
+    networks = holdout_networks(experiments, networks)
+    holdout_kwargs = {} if networks is None else {"networks": networks}
     if experiments:
         data_dir = _data_dir_or_download(data_dir, log)
         log(f"data: {data_dir}")

@@ -57,16 +57,11 @@ def reproduce(experiment, profile, results, data_dir, networks):
             click.echo(f"profile: {profile} ({reason})")
             click.echo(f"summary: {rep.write_summary(profile, results=results)}")
             return
-        if networks is not None and experiment != "holdout":
-            raise click.BadParameter(
-                f"--networks applies to the holdout experiment only. Received: {experiment}",
-                param_hint="--networks")
-        if networks is not None:
-            try:
-                networks = rep.check_networks(networks)
-            except ValueError as exc:
-                raise click.BadParameter(str(exc), param_hint="--networks") from None
         todo = _EXPERIMENTS if experiment == "all" else (experiment,)
+        try:  # before the data is resolved: a usage error, not a traceback
+            networks = rep.holdout_networks(todo, networks)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--networks") from None
         rep.reproduce(todo, profile, results=results, data_dir=data_dir, command=command,
                       log=click.echo, reason=reason, networks=networks)
     except Exception as exc:
