@@ -25,14 +25,18 @@ test-slow: venv
 # The report's experiments (keras_unets/reproduce.py). PROFILE=quick|paper|smoke
 # (default: paper when a GPU is visible, quick otherwise; printed at the start),
 # DATA=folder of the ISBI 2012 files (default: $$ISBI2012_DIR, then
-# ~/.keras/datasets/isbi2012), RESULTS=where results/<profile>/ goes.
+# ~/.keras/datasets/isbi2012), RESULTS=where results/<profile>/ goes,
+# SEED=N trains with seed N instead of the profile's (default RESULTS then:
+# results/seed-N, so a seed spread never mixes with the committed runs).
 # Each target writes results/<profile>/<experiment>/ and regenerates
 # results/<profile>/SUMMARY.md; re-running reuses finished trainings.
 PROFILE ?=
 DATA ?=
-RESULTS ?= results
+RESULTS ?=
+SEED ?=
 REPRODUCE = $(VENV)/bin/keras-unets reproduce
-REPRODUCE_ARGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(DATA),--data $(DATA)) --results $(RESULTS)
+REPRODUCE_ARGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(DATA),--data $(DATA)) \
+	$(if $(RESULTS),--results $(RESULTS)) $(if $(SEED),--seed $(SEED))
 
 reproduce-unet: venv
 	$(REPRODUCE) unet $(REPRODUCE_ARGS)

@@ -570,17 +570,23 @@ def read_history(run_dir):
     return _read(Path(run_dir) / "history.csv", missing=float("nan"))
 
 
-def train_arm(exp_dir, arm, model_name, *, profile, data_dir=None, log=print, **kwargs):
+def train_arm(exp_dir, arm, model_name, *, profile, data_dir=None, log=print, seed=None,
+              **kwargs):
     """Train one arm into ``exp_dir/runs/<arm>``; reuse or resume it when possible.
 
     A finished arm has ``DONE.json`` (its summary) and is not retrained; a run
     directory without it (an interrupted run) is resumed with
-    ``train(resume=run_dir)``. Returns the summary dict.
+    ``train(resume=run_dir)``. ``seed`` overrides the profile's training seed
+    (``None`` keeps it); a run directory trained with another seed is an
+    error, never reused as if it were this one. Returns the summary dict.
     """
     from keras_unets.training import train
 
     run_dir = Path(exp_dir) / "runs" / arm
     marker = run_dir / DONE_MARKER
+    _check_run_seed(run_dir, profile, model_name, seed)
+    if seed is not None:
+        kwargs["seed"] = int(seed)
     if marker.exists():
         summary = json.loads(marker.read_text())
         summary["run_dir"] = str(run_dir)  # where it is now (results may have moved)
@@ -616,6 +622,29 @@ def train_arm(exp_dir, arm, model_name, *, profile, data_dir=None, log=print, **
     }
     atomic_write_json(marker, summary)
     return summary
+
+
+class SeedMismatchError(ValueError):
+    """A run directory holds a training with another seed than the one asked for."""
+
+
+def _check_run_seed(run_dir, profile, model_name, seed):
+    """Refuse to reuse or resume ``run_dir`` when it was trained with another seed."""
+    cfg_path = Path(run_dir) / "config.json"
+    if not cfg_path.exists():
+        return
+    try:
+        had = json.loads(cfg_path.read_text())["config"]["seed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # not a readable run record: train() reports it when resuming
+    wanted = profile_settings(profile, model_name)["seed"] if seed is None else int(seed)
+    if int(had) != int(wanted):
+        raise SeedMismatchError(
+            f"{run_dir} was trained with seed {had}, but seed {wanted} was asked for; "
+            f"its results would be mixed with this run's. Use another results folder "
+            f"(--results, or the default results/seed-{wanted} of --seed {wanted}) or "
+            f"move {run_dir} away."
+        )
 
 
 def load_model(run_dir, checkpoint="best"):
@@ -800,7 +829,8 @@ def _summary_record(s):
     return {k: v for k, v in s.items() if not k.startswith("curve_")}
 
 
-def run_unet(profile, *, results="results", data_dir=None, command=None, log=print):
+def run_unet(profile, *, results="results", data_dir=None, command=None, log=print,
+             seed=None):
     """U-Net: Table I, Fig. 10, Fig. 11 and the SUMMARY row.
 
     Trains the profile's U-Net at full resolution (arm ``full``: Table I's
@@ -813,13 +843,14 @@ def run_unet(profile, *, results="results", data_dir=None, command=None, log=pri
     check_profile(profile)
     exp_dir = _experiment_dir(results, profile, "unet")
     data = load_split(data_dir)
-    full = train_arm(exp_dir, "full", "unet", profile=profile, data_dir=data_dir, log=log)
+    full = train_arm(exp_dir, "full", "unet", profile=profile, data_dir=data_dir, log=log,
+                     seed=seed)
 
     h, w = data.x_test.shape[1:]
     half_kwargs = half_arm_kwargs(profile_settings(profile, "unet"), (h, w))
     half_dir = write_half_resolution_data(data_dir, exp_dir / "runs" / "data-half")
     half = train_arm(exp_dir, "half", "unet", profile=profile, data_dir=half_dir, log=log,
-                     **half_kwargs)
+                     seed=seed, **half_kwargs)
 
     # Table I: the half-resolution network three ways, each raw and binarised.
     timed = profile != "smoke"  # smoke: a single call per prediction, no warm-up
@@ -896,7 +927,8 @@ def run_unet(profile, *, results="results", data_dir=None, command=None, log=pri
     return metrics
 
 
-def run_unetpp(profile, *, results="results", data_dir=None, command=None, log=print):
+def run_unetpp(profile, *, results="results", data_dir=None, command=None, log=print,
+               seed=None):
     """UNet++: Table II, Fig. 12, pruned L1..L4 accuracy against inference time.
 
     Trains UNet++ with deep supervision (``unetpp_ds``, heads out1..out4 on
@@ -911,8 +943,10 @@ def run_unetpp(profile, *, results="results", data_dir=None, command=None, log=p
     check_profile(profile)
     exp_dir = _experiment_dir(results, profile, "unetpp")
     data = load_split(data_dir)
-    ds = train_arm(exp_dir, "ds", "unetpp_ds", profile=profile, data_dir=data_dir, log=log)
-    no_ds = train_arm(exp_dir, "no_ds", "unetpp", profile=profile, data_dir=data_dir, log=log)
+    ds = train_arm(exp_dir, "ds", "unetpp_ds", profile=profile, data_dir=data_dir, log=log,
+                   seed=seed)
+    no_ds = train_arm(exp_dir, "no_ds", "unetpp", profile=profile, data_dir=data_dir,
+                      log=log, seed=seed)
 
     timed = profile != "smoke"  # smoke: a single call per prediction, no warm-up
     summary = network_summary("UNet++", no_ds, data, timed=timed, log=log)
@@ -1013,14 +1047,16 @@ def run_unetpp(profile, *, results="results", data_dir=None, command=None, log=p
     return metrics
 
 
-def run_unet3p(profile, *, results="results", data_dir=None, command=None, log=print):
+def run_unet3p(profile, *, results="results", data_dir=None, command=None, log=print,
+               seed=None):
     """UNet 3+: Fig. 13 (accuracy on slices 25-29 per epoch, best epoch marked)."""
     from keras_unets.data import load_split
 
     check_profile(profile)
     exp_dir = _experiment_dir(results, profile, "unet3p")
     data = load_split(data_dir)
-    main = train_arm(exp_dir, "main", "unet3p", profile=profile, data_dir=data_dir, log=log)
+    main = train_arm(exp_dir, "main", "unet3p", profile=profile, data_dir=data_dir, log=log,
+                     seed=seed)
     summary = network_summary("UNet 3+", main, data, timed=profile != "smoke", log=log)
     rep = REPORT["unet3p"]
     hist = read_history(main["run_dir"])
@@ -1160,7 +1196,7 @@ HOLDOUT_HEADERS = ["network", "report", "trained on", "epoch (chosen on 20-24)",
 
 
 def run_holdout(profile, *, results="results", data_dir=None, command=None, log=print,
-                networks=tuple(HOLDOUT_NETWORKS)):
+                networks=tuple(HOLDOUT_NETWORKS), seed=None):
     """Each network's recipe trained on slices 0-19 only; slices 20-24 choose, 25-29 measure.
 
     Not in the report, whose numbers choose the epoch and the threshold on
@@ -1182,7 +1218,7 @@ def run_holdout(profile, *, results="results", data_dir=None, command=None, log=
     blind_slices(data)  # the split must contain 20-24 before anything trains
     for name in networks:
         train_arm(exp_dir, name, name, profile=profile, data_dir=data_dir, log=log,
-                  val_slices=f"{BLIND_SLICES[0]}-{BLIND_SLICES[-1]}")
+                  seed=seed, val_slices=f"{BLIND_SLICES[0]}-{BLIND_SLICES[-1]}")
     arms, summaries, curves = {}, [], {}
     for name, network in HOLDOUT_NETWORKS.items():
         if not (exp_dir / "runs" / name / DONE_MARKER).exists():
@@ -1382,8 +1418,17 @@ def _data_dir_or_download(data_dir, log):
     return resolve_data_dir(dest)
 
 
-def reproduce(experiments=EXPERIMENTS, profile=None, *, results="results", data_dir=None,
-              command=None, log=print, reason=None, networks=None):
+def default_results(seed=None):
+    """The results root: ``results``, or ``results/seed-N`` for a seed other than the profile's.
+
+    Runs with another seed go to their own root, so they never mix with (or
+    reuse) the profile's runs and each gets its own SUMMARY.md.
+    """
+    return "results" if seed is None else f"results/seed-{int(seed)}"
+
+
+def reproduce(experiments=EXPERIMENTS, profile=None, *, results=None, data_dir=None,
+              command=None, log=print, reason=None, networks=None, seed=None):
     """Run the named experiments, then rewrite SUMMARY.md. Returns its path.
 
     ``profile=None`` picks :func:`default_profile` and prints why (``reason``
@@ -1392,7 +1437,13 @@ def reproduce(experiments=EXPERIMENTS, profile=None, *, results="results", data_
     (``keras_unets.data.DataNotFoundError`` says where to put the files).
     ``experiments`` may also name ``"holdout"`` (:func:`run_holdout`, not
     part of the default three); ``networks`` limits it to some networks.
+    ``seed`` overrides every profile's training seed (for a seed spread);
+    ``results=None`` is :func:`default_results`.
     """
+    if seed is not None and (isinstance(seed, bool) or int(seed) != seed or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer; received {seed!r}")
+    if results is None:
+        results = default_results(seed)
     if profile is None:
         profile, reason = default_profile()
     elif reason is None:
@@ -1415,7 +1466,7 @@ def reproduce(experiments=EXPERIMENTS, profile=None, *, results="results", data_
     for exp in experiments:
         start = time.perf_counter()
         RUNNERS[exp](profile, results=results, data_dir=data_dir, command=command, log=log,
-                     **(holdout_kwargs if exp == "holdout" else {}))
+                     seed=seed, **(holdout_kwargs if exp == "holdout" else {}))
         log(f"[{exp}] done in {format_seconds(time.perf_counter() - start)}")
     path = write_summary(profile, results=results)
     log(f"summary: {path}")

@@ -6,6 +6,7 @@ A thin layer over :mod:`keras_unets.reproduce` (imported lazily so that
     keras-unets reproduce unet|unetpp|unet3p|all|holdout|summary
                           [--profile quick|paper|smoke] [--results DIR] [--data DIR]
                           [--networks unet,unetpp,unet3p]   (holdout only)
+                          [--seed N]   (results/seed-N unless --results)
 """
 import os
 import shlex
@@ -25,14 +26,17 @@ def register(group):
 @click.argument("experiment", type=click.Choice([*_EXPERIMENTS, "all", "holdout", "summary"]))
 @click.option("--profile", type=click.Choice(["paper", "quick", "smoke"]), default=None,
               help="Default: $PROFILE, else paper when a GPU is visible, else quick.")
-@click.option("--results", default="results", show_default=True,
-              type=click.Path(file_okay=False),
-              help="Results root; writes <results>/<profile>/<experiment>/.")
+@click.option("--results", default=None, type=click.Path(file_okay=False),
+              help="Results root; writes <results>/<profile>/<experiment>/ "
+                   "(default: results, or results/seed-N with --seed N).")
 @click.option("--data", "data_dir", default=None, type=click.Path(),
               help="ISBI 2012 folder (default: $ISBI2012_DIR, then ~/.keras/datasets/isbi2012).")
 @click.option("--networks", default=None,
               help="holdout only: comma-separated networks to train (default: all three).")
-def reproduce(experiment, profile, results, data_dir, networks):
+@click.option("--seed", default=None, type=click.IntRange(min=0),
+              help="Train with this seed instead of the profile's (a seed spread); "
+                   "results go to results/seed-N unless --results is given.")
+def reproduce(experiment, profile, results, data_dir, networks, seed):
     """Train, evaluate and write the report's tables and figures for EXPERIMENT.
 
     unet: Table I, Fig. 10, Fig. 11. unetpp: Table II, Fig. 12, pruning L1..L4.
@@ -52,6 +56,8 @@ def reproduce(experiment, profile, results, data_dir, networks):
             raise click.BadParameter(str(exc), param_hint="PROFILE") from None
     else:
         reason = "--profile"
+    if results is None:
+        results = rep.default_results(seed)
     try:
         if experiment == "summary":
             click.echo(f"profile: {profile} ({reason})")
@@ -63,10 +69,10 @@ def reproduce(experiment, profile, results, data_dir, networks):
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--networks") from None
         rep.reproduce(todo, profile, results=results, data_dir=data_dir, command=command,
-                      log=click.echo, reason=reason, networks=networks)
+                      log=click.echo, reason=reason, networks=networks, seed=seed)
     except Exception as exc:
-        # Missing or malformed data: the data layer's message says where to put
-        # the files; no traceback.
-        if type(exc).__name__ in ("DataNotFoundError", "DataFormatError"):
+        # Missing or malformed data (the data layer's message says where to put
+        # the files), or a run folder trained with another seed: no traceback.
+        if type(exc).__name__ in ("DataNotFoundError", "DataFormatError", "SeedMismatchError"):
             raise click.ClickException(str(exc)) from None
         raise
