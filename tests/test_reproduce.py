@@ -221,6 +221,79 @@ def test_train_arm_reuses_finished_and_resumes_interrupted(tmp_path, monkeypatch
     assert calls[-1][0] == "unetpp" and calls[-1][1]["resume"] == run_b
 
 
+def _fake_run_config(run_dir, seed):
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"model_name": "unet3p",
+                                                     "config": {"seed": seed}}))
+
+
+def test_train_arm_passes_the_seed_and_refuses_a_run_of_another_seed(tmp_path, monkeypatch):
+    training = pytest.importorskip("keras_unets.training")
+    calls = []
+
+    class Result:
+        last_epoch, best_epoch, best_threshold, best_accuracy = 2, 2, 120, 0.9
+        train_seconds, stopped_by_time_limit = 5.0, False
+        val_slices, val_source = (20, 21, 22, 23, 24), "holdout"
+
+    monkeypatch.setattr(training, "train", lambda name, **kw: calls.append(kw) or Result(),
+                        raising=False)
+    exp = tmp_path / "exp"
+    rep.train_arm(exp, "a", "unet", profile="smoke", log=lambda m: None, seed=7)
+    assert calls[-1]["seed"] == 7
+    rep.train_arm(exp, "b", "unet", profile="smoke", log=lambda m: None)
+    assert "seed" not in calls[-1]  # None: the profile's seed
+    # an interrupted run of seed 0 (the smoke profile's): resumed without a seed argument
+    _fake_run_config(exp / "runs" / "c", 0)
+    (exp / "runs" / "c" / "state.json").write_text('{"epochs_completed": 1}')
+    rep.train_arm(exp, "c", "unet3p", profile="smoke", log=lambda m: None)
+    assert calls[-1]["resume"] == exp / "runs" / "c" and "seed" not in calls[-1]
+    n = len(calls)
+    # ... but not with seed 3: refused before train() is called, nothing written
+    before = sorted(p.name for p in (exp / "runs" / "c").iterdir())
+    with pytest.raises(rep.SeedMismatchError,
+                       match=r"runs/c was trained with seed 0, but seed 3 was asked for.*"
+                             r"results/seed-3 of --seed 3"):
+        rep.train_arm(exp, "c", "unet3p", profile="smoke", log=lambda m: None, seed=3)
+    # a finished run of seed 7 is not reused for the profile's seed 0 either
+    (exp / "runs" / "a" / "config.json").write_text(json.dumps({"config": {"seed": 7}}))
+    with pytest.raises(rep.SeedMismatchError, match="seed 7, but seed 0 was asked for"):
+        rep.train_arm(exp, "a", "unet", profile="smoke", log=lambda m: None)
+    assert len(calls) == n and sorted(p.name for p in (exp / "runs" / "c").iterdir()) == before
+    assert rep.train_arm(exp, "a", "unet", profile="smoke", log=lambda m: None,
+                         seed=7)["best_accuracy"] == 0.9  # same seed: reused
+    assert len(calls) == n
+
+
+def test_seed_results_root_and_bad_seeds(tmp_path):
+    assert rep.default_results() == "results"
+    assert rep.default_results(3) == "results/seed-3"
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match=f"non-negative integer; received {bad!r}"):
+            rep.reproduce(["unet"], "smoke", results=tmp_path, seed=bad, log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_seed_goes_to_results_seed_n_and_a_mismatch_is_an_error(tmp_path, isbi_dir):
+    """--seed N without --results uses results/seed-N; a run there of another seed is refused."""
+    pytest.importorskip("keras_unets.data")
+    run = tmp_path / "results" / "seed-5" / "smoke" / "holdout" / "runs" / "unet3p"
+    _fake_run_config(run, 9)
+    env = dict(os.environ, ISBI2012_DIR=str(isbi_dir))
+    cli = [sys.executable, "-c", "from keras_unets.cli import main; main()", "reproduce"]
+    out = subprocess.run([*cli, "holdout", "--profile", "smoke", "--networks", "unet3p",
+                          "--seed", "5"], capture_output=True, text=True, env=env,
+                         timeout=300, cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert ("results/seed-5/smoke/holdout/runs/unet3p was trained with seed 9, "
+            "but seed 5 was asked for") in out.stderr
+    assert "Traceback" not in out.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+    out = subprocess.run([*cli, "unet", "--seed", "-2"], capture_output=True, text=True,
+                         env=env, timeout=120, cwd=tmp_path)
+    assert out.returncode == 2 and "Invalid value for '--seed'" in out.stderr
+
+
 # ---------------------------------------------------------------------------
 # Command line: missing data
 # ---------------------------------------------------------------------------
