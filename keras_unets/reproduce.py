@@ -45,6 +45,12 @@ Decisions where the report is silent (documented here and in SUMMARY.md):
   0-19 only, its checkpoint and threshold chosen on 20-24 and slices 25-29
   used only to measure. One more training per network (``quick``: 3 x 30
   min); ``networks=`` runs some of them, finished ones are reused.
+- Seed spread (``seed=N``, ``--seed N``, ``make ... SEED=N``): every arm
+  trained with seed N instead of the profile's, into ``results/seed-N/``
+  (:func:`default_results`) so it never mixes with the profile's runs; a
+  run folder of another seed is refused (:class:`SeedMismatchError`).
+  ``results/<profile>/SUMMARY.md`` gets a "Seed spread" table of every
+  measure that two or more seeds have (:func:`seed_spread`).
 - Test-time augmentation: both numbers are also given with each slice
   predicted as the mean over its 8 flips / right-angle rotations
   (``tta_*`` keys in metrics.json, a second table in SUMMARY.md); the U-Net
@@ -1288,6 +1294,80 @@ def _tta_row(s, report):
     ]
 
 
+# (experiment, metrics.json summary key, label) of the seed-spread table
+SPREAD_MEASURES = (
+    ("holdout", "accuracy", "hold-out"),
+    ("holdout", "tta_accuracy", "hold-out + TTA"),
+    ("main", "accuracy_as_report", "as the report"),
+    ("main", "accuracy_blind", "blind"),
+)
+
+
+def seed_roots(profile, results="results"):
+    """``{seed: folder}`` of the profile's runs: ``results/<profile>`` and ``results/seed-N/<profile>``.
+
+    The profile's own folder counts as the profile's seed (every network of
+    the built-in profiles uses the same one); ``results/seed-N`` are the
+    folders that ``--seed N`` writes by default (:func:`default_results`).
+    """
+    base = Path(results)
+    roots = {int(profile_settings(profile, "unet")["seed"]): base / profile}
+    for folder in sorted(base.glob("seed-*")):
+        tail = folder.name[len("seed-"):]
+        if tail.isdigit() and (folder / profile).is_dir():
+            roots.setdefault(int(tail), folder / profile)
+    return dict(sorted(roots.items()))
+
+
+def seed_spread(profile, results="results"):
+    """Per network and measure, the accuracy on 25-29 of each seed's run.
+
+    Returns ``(seeds, rows)``: the seeds with any metrics, and rows
+    ``[network, measure, value per seed (None if not run), mean, max - min]``,
+    only for measures that at least two seeds have. The runs are read from
+    :func:`seed_roots`' ``metrics.json`` files.
+    """
+    values = {}  # (network, label) -> {seed: value}
+    seeds = set()
+    for seed, root in seed_roots(profile, results).items():
+        for exp in (*EXPERIMENTS, "holdout"):
+            path = root / exp / "metrics.json"
+            if not path.exists():
+                continue
+            seeds.add(seed)
+            kind = "holdout" if exp == "holdout" else "main"
+            for rec in json.loads(path.read_text()).get("summary", []):
+                for k, key, label in SPREAD_MEASURES:
+                    if k == kind and rec.get(key) is not None:
+                        values.setdefault((rec["network"], label), {})[seed] = float(rec[key])
+    seeds = sorted(seeds)
+    order = {label: i for i, (_, _, label) in enumerate(SPREAD_MEASURES)}
+    rows = []
+    for (network, label), by_seed in sorted(values.items(),
+                                            key=lambda kv: (order[kv[0][1]], kv[0][0])):
+        if len(by_seed) < 2:
+            continue
+        got = list(by_seed.values())
+        rows.append([network, label, *[by_seed.get(s) for s in seeds],
+                     float(np.mean(got)), max(got) - min(got)])
+    return seeds, rows
+
+
+def seed_spread_section(profile, results="results"):
+    """SUMMARY.md lines of :func:`seed_spread` (none when no measure has two seeds)."""
+    seeds, spread = seed_spread(profile, results)
+    if not spread:
+        return []
+    return [
+        "\n## Seed spread (not in the report)\n",
+        "The same recipes trained again with other seeds (`make reproduce-* SEED=N`, "
+        f"written to `results/seed-N/{profile}/`); pixel accuracy on slices 25-29 by the "
+        "rule of each table above. Only measures that two or more seeds have are shown.\n",
+        markdown_table(["network", "measure", *[f"seed {s}" for s in seeds], "mean",
+                        "max - min"], spread),
+    ]
+
+
 def write_summary(profile, *, results="results"):
     """(Re)write ``results/<profile>/SUMMARY.md`` from the experiments' metrics.json."""
     check_profile(profile)
@@ -1364,6 +1444,7 @@ def write_summary(profile, *, results="results"):
             markdown_table(HOLDOUT_HEADERS, [_holdout_row(s, REPORT_ACCURACY.get(s["network"]))
                                              for s in m.get("summary", [])]),
         ]
+    text += seed_spread_section(profile, results)
     if missing:
         text.append("\nNot run yet: " + ", ".join(
             f"{e} (`make {targets[e]} PROFILE={profile}`)" for e in missing) + ".\n")
@@ -1442,6 +1523,7 @@ def reproduce(experiments=EXPERIMENTS, profile=None, *, results=None, data_dir=N
     """
     if seed is not None and (isinstance(seed, bool) or int(seed) != seed or seed < 0):
         raise ValueError(f"seed must be a non-negative integer; received {seed!r}")
+    seed_default_root = results is None and seed is not None
     if results is None:
         results = default_results(seed)
     if profile is None:
@@ -1470,4 +1552,7 @@ def reproduce(experiments=EXPERIMENTS, profile=None, *, results=None, data_dir=N
         log(f"[{exp}] done in {format_seconds(time.perf_counter() - start)}")
     path = write_summary(profile, results=results)
     log(f"summary: {path}")
+    base = Path(default_results())
+    if seed_default_root and (base / profile).is_dir():  # its seed-spread table
+        log(f"summary: {write_summary(profile, results=base)}")
     return path

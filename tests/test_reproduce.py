@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -272,6 +273,44 @@ def test_seed_results_root_and_bad_seeds(tmp_path):
         with pytest.raises(ValueError, match=f"non-negative integer; received {bad!r}"):
             rep.reproduce(["unet"], "smoke", results=tmp_path, seed=bad, log=lambda _: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def _fake_metrics(folder, summary):
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"summary": summary}))
+
+
+def test_seed_spread_hand_values_and_summary_section(tmp_path):
+    _fake_metrics(tmp_path / "quick" / "holdout", [
+        {"network": "UNet 3+", "accuracy": 0.92, "tta_accuracy": 0.925},
+        {"network": "U-Net", "accuracy": 0.93, "tta_accuracy": 0.931}])
+    _fake_metrics(tmp_path / "seed-1" / "quick" / "holdout", [
+        {"network": "UNet 3+", "accuracy": 0.926, "tta_accuracy": None}])
+    _fake_metrics(tmp_path / "seed-12" / "quick" / "unet3p", [
+        {"network": "UNet 3+", "accuracy_as_report": 0.93, "accuracy_blind": 0.929}])
+    _fake_metrics(tmp_path / "seed-2" / "quick" / "holdout", [
+        {"network": "UNet 3+", "accuracy": 0.923}])
+    _fake_metrics(tmp_path / "seed-x" / "quick" / "holdout", [  # not a seed folder
+        {"network": "UNet 3+", "accuracy": 0.5}])
+    _fake_metrics(tmp_path / "seed-3" / "paper" / "holdout", [  # another profile
+        {"network": "UNet 3+", "accuracy": 0.5}])
+    roots = rep.seed_roots("quick", tmp_path)
+    assert list(roots) == [0, 1, 2, 12] and roots[12] == tmp_path / "seed-12" / "quick"
+    seeds, rows = rep.seed_spread("quick", tmp_path)
+    assert seeds == [0, 1, 2, 12]
+    # U-Net (one seed) and the TTA measure (one seed) and the main run (one seed) are left out
+    assert len(rows) == 1
+    network, measure, *per_seed, mean, spread = rows[0]
+    assert (network, measure) == ("UNet 3+", "hold-out")
+    assert per_seed == [0.92, 0.926, 0.923, None]
+    assert mean == pytest.approx(0.923, abs=1e-12) and spread == pytest.approx(0.006, abs=1e-12)
+    text = "\n".join(rep.seed_spread_section("quick", tmp_path))
+    assert "## Seed spread (not in the report)" in text
+    assert re.search(r"\| UNet 3\+ \| hold-out \| 0\.9200 \| 0\.9260 \| 0\.9230 \| – \| "
+                     r"0\.9230 \| 0\.0060 \|", text), text
+    assert "| network | measure | seed 0 | seed 1 | seed 2 | seed 12 | mean | max - min |" in text
+    # a seed folder's own summary has no spread (no seed folders under it)
+    assert rep.seed_spread_section("quick", tmp_path / "seed-1") == []
 
 
 def test_cli_seed_goes_to_results_seed_n_and_a_mismatch_is_an_error(tmp_path, isbi_dir):
@@ -631,6 +670,25 @@ def test_smoke_holdout_trains_without_20_24_and_reuses(smoke_results):
         assert 0 <= s["threshold"] <= 255 and 1 <= s["best_epoch"] <= s["epochs"] == 2
         assert 0 <= s["threshold_test"] <= 255 and 0 <= s["tta_threshold_test"] <= 255
         assert s["train_slices"] == "0-19"
+
+
+def test_smoke_summary_gets_the_seed_spread_of_a_seed_folder(smoke_results, tmp_path):
+    """SUMMARY.md of the smoke results plus a copy as seed 4 (its hold-out shifted by 0.01)."""
+    root, _ = smoke_results
+    for exp in (*rep.EXPERIMENTS, "holdout"):
+        (tmp_path / "smoke" / exp).mkdir(parents=True)
+        shutil.copy(root / exp / "metrics.json", tmp_path / "smoke" / exp)
+    m = _metrics(root, "holdout")
+    for rec in m["summary"]:
+        rec["accuracy"] = rec["accuracy"] - 0.01
+    _fake_metrics(tmp_path / "seed-4" / "smoke" / "holdout", m["summary"])
+    text = rep.write_summary("smoke", results=tmp_path).read_text()
+    assert "## Seed spread (not in the report)" in text
+    for rec in _metrics(root, "holdout")["summary"]:
+        row = (f"| {rec['network']} | hold-out | {rec['accuracy']:.4f} | "
+               f"{rec['accuracy'] - 0.01:.4f} | {rec['accuracy'] - 0.005:.4f} | 0.0100 |")
+        assert row in text, (row, text)
+    assert "as the report |" not in text.split("## Seed spread")[1].split("##")[0]
 
 
 def test_smoke_holdout_numbers_match_an_independent_recomputation(smoke_results, small_isbi):

@@ -56,12 +56,11 @@ def reproduce(experiment, profile, results, data_dir, networks, seed):
             raise click.BadParameter(str(exc), param_hint="PROFILE") from None
     else:
         reason = "--profile"
-    if results is None:
-        results = rep.default_results(seed)
     try:
         if experiment == "summary":
             click.echo(f"profile: {profile} ({reason})")
-            click.echo(f"summary: {rep.write_summary(profile, results=results)}")
+            root = rep.default_results(seed) if results is None else results
+            click.echo(f"summary: {rep.write_summary(profile, results=root)}")
             return
         todo = _EXPERIMENTS if experiment == "all" else (experiment,)
         try:  # before the data is resolved: a usage error, not a traceback
