@@ -1323,7 +1323,8 @@ def seed_spread(profile, results="results"):
     """Per network and measure, the accuracy on 25-29 of each seed's run.
 
     Returns ``(seeds, rows)``: the seeds with any metrics, and rows
-    ``[network, measure, value per seed (None if not run), mean, max - min]``,
+    ``[network, measure, value per seed (None if not run), mean, max - min]``
+    (the range as a string with 5 decimals: seeds can agree to 4),
     only for measures that at least two seeds have. The runs are read from
     :func:`seed_roots`' ``metrics.json`` files.
     """
@@ -1349,7 +1350,7 @@ def seed_spread(profile, results="results"):
             continue
         got = list(by_seed.values())
         rows.append([network, label, *[by_seed.get(s) for s in seeds],
-                     float(np.mean(got)), max(got) - min(got)])
+                     float(np.mean(got)), f"{max(got) - min(got):.5f}"])
     return seeds, rows
 
 

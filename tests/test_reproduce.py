@@ -303,11 +303,11 @@ def test_seed_spread_hand_values_and_summary_section(tmp_path):
     network, measure, *per_seed, mean, spread = rows[0]
     assert (network, measure) == ("UNet 3+", "hold-out")
     assert per_seed == [0.92, 0.926, 0.923, None]
-    assert mean == pytest.approx(0.923, abs=1e-12) and spread == pytest.approx(0.006, abs=1e-12)
+    assert mean == pytest.approx(0.923, abs=1e-12) and spread == "0.00600"
     text = "\n".join(rep.seed_spread_section("quick", tmp_path))
     assert "## Seed spread (not in the report)" in text
     assert re.search(r"\| UNet 3\+ \| hold-out \| 0\.9200 \| 0\.9260 \| 0\.9230 \| – \| "
-                     r"0\.9230 \| 0\.0060 \|", text), text
+                     r"0\.9230 \| 0\.00600 \|", text), text
     assert "| network | measure | seed 0 | seed 1 | seed 2 | seed 12 | mean | max - min |" in text
     # a seed folder's own summary has no spread (no seed folders under it)
     assert rep.seed_spread_section("quick", tmp_path / "seed-1") == []
@@ -686,7 +686,7 @@ def test_smoke_summary_gets_the_seed_spread_of_a_seed_folder(smoke_results, tmp_
     assert "## Seed spread (not in the report)" in text
     for rec in _metrics(root, "holdout")["summary"]:
         row = (f"| {rec['network']} | hold-out | {rec['accuracy']:.4f} | "
-               f"{rec['accuracy'] - 0.01:.4f} | {rec['accuracy'] - 0.005:.4f} | 0.0100 |")
+               f"{rec['accuracy'] - 0.01:.4f} | {rec['accuracy'] - 0.005:.4f} | 0.01000 |")
         assert row in text, (row, text)
     assert "as the report |" not in text.split("## Seed spread")[1].split("##")[0]
 
