@@ -1501,10 +1501,12 @@ def _data_dir_or_download(data_dir, log):
 
 
 def default_results(seed=None):
-    """The results root: ``results``, or ``results/seed-N`` for a seed other than the profile's.
+    """The results root: ``results``, or ``results/seed-N`` for an explicit seed.
 
-    Runs with another seed go to their own root, so they never mix with (or
-    reuse) the profile's runs and each gets its own SUMMARY.md.
+    Runs with an explicit seed go to their own root, so they never mix with
+    (or reuse) the profile's runs and each gets its own SUMMARY.md. (A
+    ``results/seed-N`` whose N is the profile's own seed is left out of
+    :func:`seed_spread`, which counts ``results/<profile>`` for that seed.)
     """
     return "results" if seed is None else f"results/seed-{int(seed)}"
 
