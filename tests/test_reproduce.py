@@ -193,7 +193,9 @@ def test_history_column_choice():
 # ---------------------------------------------------------------------------
 # Resumability of a training arm (train() replaced by a recorder)
 # ---------------------------------------------------------------------------
-def test_train_arm_reuses_finished_and_resumes_interrupted(tmp_path, monkeypatch):
+@pytest.fixture
+def train_calls(monkeypatch):
+    """``keras_unets.training.train`` replaced by a recorder: the list of its calls."""
     training = pytest.importorskip("keras_unets.training")
     calls = []
 
@@ -207,6 +209,11 @@ def test_train_arm_reuses_finished_and_resumes_interrupted(tmp_path, monkeypatch
         return Result()
 
     monkeypatch.setattr(training, "train", fake_train, raising=False)
+    return calls
+
+
+def test_train_arm_reuses_finished_and_resumes_interrupted(tmp_path, train_calls):
+    calls = train_calls
     exp = tmp_path / "exp"
     first = rep.train_arm(exp, "a", "unet", profile="smoke", log=lambda m: None, epochs=2)
     assert calls[-1][1]["resume"] is None and calls[-1][1]["epochs"] == 2
@@ -228,28 +235,18 @@ def _fake_run_config(run_dir, seed):
                                                      "config": {"seed": seed}}))
 
 
-def test_train_arm_passes_the_seed_and_refuses_a_run_of_another_seed(tmp_path, monkeypatch):
-    training = pytest.importorskip("keras_unets.training")
-    calls = []
-
-    class Result:
-        last_epoch, best_epoch, best_threshold, best_accuracy = 2, 2, 120, 0.9
-        train_seconds, stopped_by_time_limit = 5.0, False
-        val_slices, val_source = (20, 21, 22, 23, 24), "holdout"
-
-    monkeypatch.setattr(training, "train", lambda name, **kw: calls.append(kw) or Result(),
-                        raising=False)
+def test_train_arm_passes_the_seed_and_refuses_a_run_of_another_seed(tmp_path, train_calls):
     exp = tmp_path / "exp"
     rep.train_arm(exp, "a", "unet", profile="smoke", log=lambda m: None, seed=7)
-    assert calls[-1]["seed"] == 7
+    assert train_calls[-1][1]["seed"] == 7
     rep.train_arm(exp, "b", "unet", profile="smoke", log=lambda m: None)
-    assert "seed" not in calls[-1]  # None: the profile's seed
+    assert "seed" not in train_calls[-1][1]  # None: the profile's seed
     # an interrupted run of seed 0 (the smoke profile's): resumed without a seed argument
     _fake_run_config(exp / "runs" / "c", 0)
     (exp / "runs" / "c" / "state.json").write_text('{"epochs_completed": 1}')
     rep.train_arm(exp, "c", "unet3p", profile="smoke", log=lambda m: None)
-    assert calls[-1]["resume"] == exp / "runs" / "c" and "seed" not in calls[-1]
-    n = len(calls)
+    assert train_calls[-1][1]["resume"] == exp / "runs" / "c" and "seed" not in train_calls[-1][1]
+    n = len(train_calls)
     # ... but not with seed 3: refused before train() is called, nothing written
     before = sorted(p.name for p in (exp / "runs" / "c").iterdir())
     with pytest.raises(rep.SeedMismatchError,
@@ -260,10 +257,10 @@ def test_train_arm_passes_the_seed_and_refuses_a_run_of_another_seed(tmp_path, m
     (exp / "runs" / "a" / "config.json").write_text(json.dumps({"config": {"seed": 7}}))
     with pytest.raises(rep.SeedMismatchError, match="seed 7, but seed 0 was asked for"):
         rep.train_arm(exp, "a", "unet", profile="smoke", log=lambda m: None)
-    assert len(calls) == n and sorted(p.name for p in (exp / "runs" / "c").iterdir()) == before
+    assert len(train_calls) == n and sorted(p.name for p in (exp / "runs" / "c").iterdir()) == before
     assert rep.train_arm(exp, "a", "unet", profile="smoke", log=lambda m: None,
                          seed=7)["best_accuracy"] == 0.9  # same seed: reused
-    assert len(calls) == n
+    assert len(train_calls) == n
 
 
 def test_seed_results_root_and_bad_seeds(tmp_path):
