@@ -27,16 +27,19 @@ test-slow: venv
 # DATA=folder of the ISBI 2012 files (default: $$ISBI2012_DIR, then
 # ~/.keras/datasets/isbi2012), RESULTS=where results/<profile>/ goes,
 # SEED=N trains with seed N instead of the profile's (default RESULTS then:
-# results/seed-N, so a seed spread never mixes with the committed runs).
+# results/seed-N, so a seed spread never mixes with the committed runs),
+# TIME_LIMIT=MINUTES caps each training (e.g. the paper profile in a GPU lease).
 # Each target writes results/<profile>/<experiment>/ and regenerates
 # results/<profile>/SUMMARY.md; re-running reuses finished trainings.
 PROFILE ?=
 DATA ?=
 RESULTS ?=
 SEED ?=
+TIME_LIMIT ?=
 REPRODUCE = $(VENV)/bin/keras-unets reproduce
 REPRODUCE_ARGS = $(if $(PROFILE),--profile $(PROFILE)) $(if $(DATA),--data $(DATA)) \
-	$(if $(RESULTS),--results $(RESULTS)) $(if $(SEED),--seed $(SEED))
+	$(if $(RESULTS),--results $(RESULTS)) $(if $(SEED),--seed $(SEED)) \
+	$(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT))
 
 reproduce-unet: venv
 	$(REPRODUCE) unet $(REPRODUCE_ARGS)

@@ -51,6 +51,13 @@ Decisions where the report is silent (documented here and in SUMMARY.md):
   run folder of another seed is refused (:class:`SeedMismatchError`).
   ``results/<profile>/SUMMARY.md`` gets a "Seed spread" table of every
   measure that two or more seeds have (:func:`seed_spread`).
+- Time limit (``time_limit_minutes=M``, ``--time-limit M``, ``make ...
+  TIME_LIMIT=M``): every arm stops after M minutes instead of the
+  profile's limit (Table I's half arm: M / 3), e.g. the ``paper`` profile
+  in a GPU lease (``bench/gpu_session.py``). A finished run of another
+  limit is refused (:class:`TimeLimitMismatchError`); an interrupted one is
+  resumed under the new limit. SUMMARY.md names the limit of a run it
+  stopped.
 - Test-time augmentation: both numbers are also given with each slice
   predicted as the mean over its 8 flips / right-angle rotations
   (``tta_*`` keys in metrics.json, a second table in SUMMARY.md); the U-Net
@@ -77,6 +84,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.metadata as _md
 import json
+import math
 import os
 import platform
 import shlex
@@ -198,6 +206,15 @@ def _git(*args):
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def _commit():
+    """The checked-out commit: ``git rev-parse HEAD``, else ``$KERAS_UNETS_GIT_COMMIT``.
+
+    The variable is for copies of the work tree without ``.git`` (a device
+    machine's), where the caller names the commit it sent.
+    """
+    return _git("rev-parse", "HEAD") or os.environ.get("KERAS_UNETS_GIT_COMMIT") or None
+
+
 def _cpu_model():
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -252,7 +269,7 @@ def provenance(command=None):
         "command": command,
         "cwd": os.getcwd(),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit": _commit(),
         "git_dirty": _git_dirty(),
         "versions": {
             "python": platform.python_version(),
@@ -262,7 +279,7 @@ def provenance(command=None):
             "tensorflow": _version("tensorflow"),
             "jax": _version("jax"),
             "numpy": np.__version__,
-            "opencv": _version("opencv-python"),
+            "opencv": _version("opencv-python") or _version("opencv-python-headless"),
         },
         "machine": {
             "description": machine_description(gpu),
@@ -584,13 +601,19 @@ def train_arm(exp_dir, arm, model_name, *, profile, data_dir=None, log=print, se
     directory without it (an interrupted run) is resumed with
     ``train(resume=run_dir)``. ``seed`` overrides the profile's training seed
     (``None`` keeps it); a run directory trained with another seed is an
-    error, never reused as if it were this one. Returns the summary dict.
+    error, never reused as if it were this one. So is a finished run whose
+    time limit differs from the one asked for (``time_limit_minutes`` in
+    ``kwargs``, else the profile's); an interrupted run is resumed under the
+    new limit. Returns the summary dict.
     """
     from keras_unets.training import train
 
     run_dir = Path(exp_dir) / "runs" / arm
     marker = run_dir / DONE_MARKER
     _check_run_seed(run_dir, profile, model_name, seed)
+    if marker.exists():
+        _check_run_time_limit(run_dir, profile, model_name,
+                              kwargs.get("time_limit_minutes"))
     if seed is not None:
         kwargs["seed"] = int(seed)
     if marker.exists():
@@ -618,31 +641,45 @@ def train_arm(exp_dir, arm, model_name, *, profile, data_dir=None, log=print, se
         "best_accuracy": float(result.best_accuracy),
         "train_seconds": seconds,
         "stopped_by_time_limit": bool(result.stopped_by_time_limit),
+        "time_limit_minutes": _run_config(run_dir).get("time_limit_minutes"),
         "val_slices": list(result.val_slices),
         "val_source": result.val_source,
         "machine": machine_description(),
         "keras_backend": keras_backend(),
         # the code that trained it (evaluation may be re-run by later commits)
-        "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit": _commit(),
         "git_dirty": _git_dirty(),
     }
     atomic_write_json(marker, summary)
     return summary
 
 
-class SeedMismatchError(ValueError):
+class RunMismatchError(ValueError):
+    """A run directory holds a training with other settings than the ones asked for."""
+
+
+class SeedMismatchError(RunMismatchError):
     """A run directory holds a training with another seed than the one asked for."""
+
+
+class TimeLimitMismatchError(RunMismatchError):
+    """A finished run directory was trained under another time limit than the one asked for."""
+
+
+def _run_config(run_dir):
+    """The ``config`` dict of ``run_dir/config.json`` (``{}`` if absent or unreadable)."""
+    try:
+        cfg = json.loads((Path(run_dir) / "config.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}  # not a readable run record: train() reports it when resuming
+    return cfg if isinstance(cfg, dict) else {}
 
 
 def _check_run_seed(run_dir, profile, model_name, seed):
     """Refuse to reuse or resume ``run_dir`` when it was trained with another seed."""
-    cfg_path = Path(run_dir) / "config.json"
-    if not cfg_path.exists():
+    had = _run_config(run_dir).get("seed")
+    if had is None:
         return
-    try:
-        had = json.loads(cfg_path.read_text())["config"]["seed"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return  # not a readable run record: train() reports it when resuming
     wanted = profile_settings(profile, model_name)["seed"] if seed is None else int(seed)
     if int(had) != int(wanted):
         raise SeedMismatchError(
@@ -650,6 +687,39 @@ def _check_run_seed(run_dir, profile, model_name, seed):
             f"its results would be mixed with this run's. Use another results folder "
             f"(--results, or the default results/seed-{wanted} of --seed {wanted}) or "
             f"move {run_dir} away."
+        )
+
+
+def _limit_kwargs(minutes):
+    """``train()`` keyword for a time-limit override (none for ``None``: the profile's)."""
+    return {} if minutes is None else {"time_limit_minutes": float(minutes)}
+
+
+def _limit_text(minutes):
+    return "no time limit" if not minutes else f"a time limit of {float(minutes):g} min"
+
+
+def _check_run_time_limit(run_dir, profile, model_name, minutes):
+    """Refuse to reuse a finished run trained under another time limit.
+
+    ``minutes=None`` asks for the profile's limit. A run cut short by a
+    3-minute limit is not the profile's run, and a full run is not what a
+    time-limited call asked for: either would be reported as the other.
+    """
+    cfg = _run_config(run_dir)
+    if "time_limit_minutes" not in cfg:
+        return
+    had = cfg["time_limit_minutes"] or None
+    wanted = (profile_settings(profile, model_name).get("time_limit_minutes")
+              if minutes is None else minutes) or None
+    same = (had is None and wanted is None) or (
+        had is not None and wanted is not None
+        and math.isclose(float(had), float(wanted), rel_tol=1e-9))
+    if not same:
+        raise TimeLimitMismatchError(
+            f"{run_dir} is a finished run trained with {_limit_text(had)}, but "
+            f"{_limit_text(wanted)} was asked for; its results would be reported as this "
+            f"run's. Use another results folder (--results) or move {run_dir} away."
         )
 
 
@@ -793,6 +863,7 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
         "epochs": arm["epochs"],
         "best_epoch": arm["best_epoch"],
         "stopped_by_time_limit": arm["stopped_by_time_limit"],
+        "time_limit_minutes": arm.get("time_limit_minutes"),
         "seconds_per_slice": plain["seconds"],
         **tta,
         "curve_test": tuned["curve"],
@@ -836,7 +907,7 @@ def _summary_record(s):
 
 
 def run_unet(profile, *, results="results", data_dir=None, command=None, log=print,
-             seed=None):
+             seed=None, time_limit_minutes=None):
     """U-Net: Table I, Fig. 10, Fig. 11 and the SUMMARY row.
 
     Trains the profile's U-Net at full resolution (arm ``full``: Table I's
@@ -850,10 +921,13 @@ def run_unet(profile, *, results="results", data_dir=None, command=None, log=pri
     exp_dir = _experiment_dir(results, profile, "unet")
     data = load_split(data_dir)
     full = train_arm(exp_dir, "full", "unet", profile=profile, data_dir=data_dir, log=log,
-                     seed=seed)
+                     seed=seed, **_limit_kwargs(time_limit_minutes))
 
     h, w = data.x_test.shape[1:]
-    half_kwargs = half_arm_kwargs(profile_settings(profile, "unet"), (h, w))
+    settings = profile_settings(profile, "unet")
+    if time_limit_minutes:
+        settings["time_limit_minutes"] = time_limit_minutes
+    half_kwargs = half_arm_kwargs(settings, (h, w))
     half_dir = write_half_resolution_data(data_dir, exp_dir / "runs" / "data-half")
     half = train_arm(exp_dir, "half", "unet", profile=profile, data_dir=half_dir, log=log,
                      seed=seed, **half_kwargs)
@@ -934,7 +1008,7 @@ def run_unet(profile, *, results="results", data_dir=None, command=None, log=pri
 
 
 def run_unetpp(profile, *, results="results", data_dir=None, command=None, log=print,
-               seed=None):
+               seed=None, time_limit_minutes=None):
     """UNet++: Table II, Fig. 12, pruned L1..L4 accuracy against inference time.
 
     Trains UNet++ with deep supervision (``unetpp_ds``, heads out1..out4 on
@@ -950,9 +1024,9 @@ def run_unetpp(profile, *, results="results", data_dir=None, command=None, log=p
     exp_dir = _experiment_dir(results, profile, "unetpp")
     data = load_split(data_dir)
     ds = train_arm(exp_dir, "ds", "unetpp_ds", profile=profile, data_dir=data_dir, log=log,
-                   seed=seed)
+                   seed=seed, **_limit_kwargs(time_limit_minutes))
     no_ds = train_arm(exp_dir, "no_ds", "unetpp", profile=profile, data_dir=data_dir,
-                      log=log, seed=seed)
+                      log=log, seed=seed, **_limit_kwargs(time_limit_minutes))
 
     timed = profile != "smoke"  # smoke: a single call per prediction, no warm-up
     summary = network_summary("UNet++", no_ds, data, timed=timed, log=log)
@@ -1054,7 +1128,7 @@ def run_unetpp(profile, *, results="results", data_dir=None, command=None, log=p
 
 
 def run_unet3p(profile, *, results="results", data_dir=None, command=None, log=print,
-               seed=None):
+               seed=None, time_limit_minutes=None):
     """UNet 3+: Fig. 13 (accuracy on slices 25-29 per epoch, best epoch marked)."""
     from keras_unets.data import load_split
 
@@ -1062,7 +1136,7 @@ def run_unet3p(profile, *, results="results", data_dir=None, command=None, log=p
     exp_dir = _experiment_dir(results, profile, "unet3p")
     data = load_split(data_dir)
     main = train_arm(exp_dir, "main", "unet3p", profile=profile, data_dir=data_dir, log=log,
-                     seed=seed)
+                     seed=seed, **_limit_kwargs(time_limit_minutes))
     summary = network_summary("UNet 3+", main, data, timed=profile != "smoke", log=log)
     rep = REPORT["unet3p"]
     hist = read_history(main["run_dir"])
@@ -1159,6 +1233,7 @@ def holdout_summary(network, arm, data, *, log=print):
         "train_seconds": arm["train_seconds"],
         "train_machine": arm.get("machine"),
         "stopped_by_time_limit": arm["stopped_by_time_limit"],
+        "time_limit_minutes": arm.get("time_limit_minutes"),
     }
     for prefix, kwargs in (("", {}), ("tta_", {"tta": True})):
         # the blind rule of _score_two_ways, applied to the checkpoint chosen on 20-24
@@ -1178,6 +1253,14 @@ def holdout_summary(network, arm, data, *, log=print):
     return out
 
 
+def _stopped_note(s):
+    """' (time limit)' or ' (time limit of N min)' for a run stopped by its limit."""
+    if not s.get("stopped_by_time_limit"):
+        return ""
+    minutes = s.get("time_limit_minutes")
+    return f" (time limit of {float(minutes):g} min)" if minutes else " (time limit)"
+
+
 def _holdout_row(s, report):
     return [
         s["network"], "–" if report is None else str(report), s.get("train_slices") or "–",
@@ -1186,7 +1269,7 @@ def _holdout_row(s, report):
         f"{fmt(s['accuracy_test_threshold'])} (t={s['threshold_test']})",
         s.get("v_rand"), s.get("v_info"),
         format_seconds(s["train_seconds"])
-        + (" (time limit)" if s.get("stopped_by_time_limit") else ""),
+        + _stopped_note(s),
     ]
 
 
@@ -1202,7 +1285,7 @@ HOLDOUT_HEADERS = ["network", "report", "trained on", "epoch (chosen on 20-24)",
 
 
 def run_holdout(profile, *, results="results", data_dir=None, command=None, log=print,
-                networks=tuple(HOLDOUT_NETWORKS), seed=None):
+                networks=tuple(HOLDOUT_NETWORKS), seed=None, time_limit_minutes=None):
     """Each network's recipe trained on slices 0-19 only; slices 20-24 choose, 25-29 measure.
 
     Not in the report, whose numbers choose the epoch and the threshold on
@@ -1224,7 +1307,8 @@ def run_holdout(profile, *, results="results", data_dir=None, command=None, log=
     blind_slices(data)  # the split must contain 20-24 before anything trains
     for name in networks:
         train_arm(exp_dir, name, name, profile=profile, data_dir=data_dir, log=log,
-                  seed=seed, val_slices=f"{BLIND_SLICES[0]}-{BLIND_SLICES[-1]}")
+                  seed=seed, val_slices=f"{BLIND_SLICES[0]}-{BLIND_SLICES[-1]}",
+                  **_limit_kwargs(time_limit_minutes))
     arms, summaries, curves = {}, [], {}
     for name, network in HOLDOUT_NETWORKS.items():
         if not (exp_dir / "runs" / name / DONE_MARKER).exists():
@@ -1394,7 +1478,7 @@ def write_summary(profile, *, results="results"):
                 f"{fmt(s['accuracy_blind'])} (t={s['threshold_blind']})",
                 s.get("v_rand"), s.get("v_info"), int(s["parameters"]),
                 f"{format_seconds(s['train_seconds'])}, {s['epochs']} epochs"
-                + (" (time limit)" if s.get("stopped_by_time_limit") else ""),
+                + _stopped_note(s),
                 s.get("train_machine") or machine, f"{s['seconds_per_slice'] * 1000:.0f} ms",
             ])
             tta_rows.append(_tta_row(s, report))
@@ -1500,6 +1584,23 @@ def _data_dir_or_download(data_dir, log):
     return resolve_data_dir(dest)
 
 
+def check_time_limit(minutes):
+    """``minutes`` as a time-limit override: ``None`` or a positive finite number."""
+    if minutes is None:
+        return None
+    ok = not isinstance(minutes, bool)
+    try:
+        value = float(minutes)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"time_limit_minutes must be a positive number of minutes (or None for the "
+            f"profile's limit); received {minutes!r}"
+        )
+    return value
+
+
 def default_results(seed=None):
     """The results root: ``results``, or ``results/seed-N`` for an explicit seed.
 
@@ -1512,7 +1613,8 @@ def default_results(seed=None):
 
 
 def reproduce(experiments=EXPERIMENTS, profile=None, *, results=None, data_dir=None,
-              command=None, log=print, reason=None, networks=None, seed=None):
+              command=None, log=print, reason=None, networks=None, seed=None,
+              time_limit_minutes=None):
     """Run the named experiments, then rewrite SUMMARY.md. Returns its path.
 
     ``profile=None`` picks :func:`default_profile` and prints why (``reason``
@@ -1522,10 +1624,15 @@ def reproduce(experiments=EXPERIMENTS, profile=None, *, results=None, data_dir=N
     ``experiments`` may also name ``"holdout"`` (:func:`run_holdout`, not
     part of the default three); ``networks`` limits it to some networks.
     ``seed`` overrides every profile's training seed (for a seed spread);
-    ``results=None`` is :func:`default_results`.
+    ``results=None`` is :func:`default_results`. ``time_limit_minutes``
+    caps every training arm at that many minutes instead of the profile's
+    limit (Table I's half-resolution arm: a third of it), e.g. to fit the
+    ``paper`` profile into a GPU lease; a finished run of another limit is
+    refused (:class:`TimeLimitMismatchError`), never reported as this one.
     """
     if seed is not None and (isinstance(seed, bool) or int(seed) != seed or seed < 0):
         raise ValueError(f"seed must be a non-negative integer; received {seed!r}")
+    check_time_limit(time_limit_minutes)
     seed_default_root = results is None and seed is not None
     if results is None:
         results = default_results(seed)
@@ -1551,7 +1658,8 @@ def reproduce(experiments=EXPERIMENTS, profile=None, *, results=None, data_dir=N
     for exp in experiments:
         start = time.perf_counter()
         RUNNERS[exp](profile, results=results, data_dir=data_dir, command=command, log=log,
-                     seed=seed, **(holdout_kwargs if exp == "holdout" else {}))
+                     seed=seed, time_limit_minutes=time_limit_minutes,
+                     **(holdout_kwargs if exp == "holdout" else {}))
         log(f"[{exp}] done in {format_seconds(time.perf_counter() - start)}")
     path = write_summary(profile, results=results)
     log(f"summary: {path}")

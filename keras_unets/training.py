@@ -423,14 +423,23 @@ def load_run_model(run_dir, checkpoint="best", *, compile=True):
 # train
 # ---------------------------------------------------------------------------
 def _tensorboard_callback(log_dir):
-    """Keras' TensorBoard callback, or None (with a warning) without tensorboard."""
+    """Keras' TensorBoard callback, or None (with a warning) when it cannot write.
+
+    Keras 3's callback writes its event files with ``tensorflow.summary`` on
+    every backend, so it needs TensorFlow as well as the ``tensorboard``
+    package. A JAX or PyTorch machine without TensorFlow (e.g. the project's
+    GPU device image, which has tensorboard) would otherwise stop training in
+    ``on_train_begin`` with ``No module named 'tensorflow'``.
+    """
     import importlib.util
 
     import keras
 
-    if importlib.util.find_spec("tensorboard") is None:
-        warnings.warn("TensorBoard logging disabled: the tensorboard package is "
-                      "not installed (pip install tensorboard).")
+    missing = [name for name in ("tensorboard", "tensorflow")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        warnings.warn(f"TensorBoard logging disabled: Keras' TensorBoard callback needs "
+                      f"{' and '.join(missing)}, not installed (pip install {' '.join(missing)}).")
         return None
     try:
         return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False,

@@ -263,6 +263,86 @@ def test_train_arm_passes_the_seed_and_refuses_a_run_of_another_seed(tmp_path, t
     assert len(train_calls) == n
 
 
+def _fake_finished_run(run_dir, *, seed=0, time_limit_minutes=None):
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(
+        {"model_name": "unet3p",
+         "config": {"seed": seed, "time_limit_minutes": time_limit_minutes}}))
+    (run_dir / "DONE.json").write_text(json.dumps({"arm": run_dir.name, "best_accuracy": 0.9}))
+
+
+def test_train_arm_time_limit_passed_and_a_finished_run_of_another_limit_refused(
+        tmp_path, train_calls):
+    exp = tmp_path / "exp"
+    quiet = {"profile": "smoke", "log": lambda m: None}
+    rep.train_arm(exp, "a", "unet", time_limit_minutes=2.5, **quiet)
+    assert train_calls[-1][1]["time_limit_minutes"] == 2.5
+    rep.train_arm(exp, "b", "unet", **quiet)
+    assert "time_limit_minutes" not in train_calls[-1][1]  # the profile's
+    n = len(train_calls)
+    # finished runs: the smoke profile's limit is 5 min
+    _fake_finished_run(exp / "runs" / "c", time_limit_minutes=5.0)
+    assert rep.train_arm(exp, "c", "unet3p", **quiet)["best_accuracy"] == 0.9
+    assert rep.train_arm(exp, "c", "unet3p", time_limit_minutes=5, **quiet)["arm"] == "c"
+    with pytest.raises(rep.TimeLimitMismatchError,
+                       match=r"runs/c is a finished run trained with a time limit of 5 min, "
+                             r"but a time limit of 2 min was asked for"):
+        rep.train_arm(exp, "c", "unet3p", time_limit_minutes=2, **quiet)
+    _fake_finished_run(exp / "runs" / "d", time_limit_minutes=None)  # trained without a limit
+    with pytest.raises(rep.RunMismatchError,
+                       match="trained with no time limit, but a time limit of 5 min"):
+        rep.train_arm(exp, "d", "unet3p", **quiet)
+    assert len(train_calls) == n  # refused or reused: train() never called
+    assert sorted(p.name for p in (exp / "runs" / "c").iterdir()) == ["DONE.json", "config.json"]
+    # an interrupted run (no DONE.json) is resumed under the new limit
+    _fake_run_config(exp / "runs" / "e", 0)
+    (exp / "runs" / "e" / "state.json").write_text('{"epochs_completed": 1}')
+    rep.train_arm(exp, "e", "unet3p", time_limit_minutes=1.5, **quiet)
+    assert train_calls[-1][1]["resume"] == exp / "runs" / "e"
+    assert train_calls[-1][1]["time_limit_minutes"] == 1.5
+
+
+def test_time_limit_reaches_every_arm_and_a_third_for_table1_half(tmp_path, isbi_dir,
+                                                                   monkeypatch):
+    """Each runner passes the override to its arms; Table I's half arm gets a third."""
+    pytest.importorskip("keras_unets.data")
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train_arm(exp_dir, arm, model_name, **kw):
+        calls.append((arm, kw.get("time_limit_minutes"), kw.get("epochs")))
+        if arm in ("half", "no_ds", "main", "unet"):  # the runner's last (or first holdout) arm
+            raise Stop
+        return {"run_dir": str(exp_dir / "runs" / arm)}
+
+    monkeypatch.setattr(rep, "train_arm", fake_train_arm)
+    for runner in (rep.run_unet, rep.run_unetpp, rep.run_unet3p, rep.run_holdout):
+        with pytest.raises(Stop):
+            runner("quick", results=tmp_path, data_dir=isbi_dir, log=lambda m: None,
+                   time_limit_minutes=3.0)
+    assert calls == [("full", 3.0, None), ("half", 1.0, 10), ("ds", 3.0, None),
+                     ("no_ds", 3.0, None), ("main", 3.0, None), ("unet", 3.0, None)]
+    calls.clear()
+    with pytest.raises(Stop):  # no override: the profile's 30 min, and 10 for the half arm
+        rep.run_unet("quick", results=tmp_path, data_dir=isbi_dir, log=lambda m: None)
+    assert calls == [("full", None, None), ("half", 10.0, 10)]
+
+
+def test_bad_time_limits_and_the_stopped_note(tmp_path):
+    assert rep.check_time_limit(None) is None and rep.check_time_limit(2) == 2.0
+    for bad in (0, -1, float("nan"), float("inf"), True, "soon"):
+        with pytest.raises(ValueError, match=f"positive number of minutes.*received {bad!r}"):
+            rep.reproduce(["unet"], "smoke", results=tmp_path, time_limit_minutes=bad,
+                          log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []
+    assert rep._stopped_note({"stopped_by_time_limit": False, "time_limit_minutes": 3}) == ""
+    assert rep._stopped_note({"stopped_by_time_limit": True}) == " (time limit)"
+    assert rep._stopped_note({"stopped_by_time_limit": True,
+                              "time_limit_minutes": 2.5}) == " (time limit of 2.5 min)"
+
+
 def test_seed_results_root_and_bad_seeds(tmp_path):
     assert rep.default_results() == "results"
     assert rep.default_results(3) == "results/seed-3"
@@ -328,6 +408,26 @@ def test_cli_seed_goes_to_results_seed_n_and_a_mismatch_is_an_error(tmp_path, is
     out = subprocess.run([*cli, "unet", "--seed", "-2"], capture_output=True, text=True,
                          env=env, timeout=120, cwd=tmp_path)
     assert out.returncode == 2 and "Invalid value for '--seed'" in out.stderr
+
+
+def test_cli_time_limit_mismatch_is_an_error_and_bad_limits_a_usage_error(tmp_path,
+                                                                           isbi_dir):
+    pytest.importorskip("keras_unets.data")
+    run = tmp_path / "results" / "smoke" / "unet3p" / "runs" / "main"
+    _fake_finished_run(run, time_limit_minutes=5.0)
+    env = dict(os.environ, ISBI2012_DIR=str(isbi_dir))
+    cli = [sys.executable, "-c", "from keras_unets.cli import main; main()", "reproduce"]
+    out = subprocess.run([*cli, "unet3p", "--profile", "smoke", "--time-limit", "0.5"],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert ("results/smoke/unet3p/runs/main is a finished run trained with a time limit of "
+            "5 min, but a time limit of 0.5 min was asked for") in out.stderr
+    assert "Traceback" not in out.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["DONE.json", "config.json"]
+    for bad in ("0", "-3", "soon"):
+        out = subprocess.run([*cli, "unet", "--time-limit", bad], capture_output=True,
+                             text=True, env=env, timeout=120, cwd=tmp_path)
+        assert out.returncode == 2 and "Invalid value for '--time-limit'" in out.stderr, bad
 
 
 # ---------------------------------------------------------------------------
@@ -410,8 +510,10 @@ def smoke_run(isbi_dir, tmp_path_factory):
                                  networks=["unet3p"])
             assert path == work / "results" / "smoke" / "SUMMARY.md"
             log.append("--- second call ---")
+            # ... with the smoke profile's own 5-minute limit given explicitly
             rep.reproduce(["holdout"], "smoke", results=work / "results", data_dir=small,
-                          command="pytest smoke holdout", log=log.append, networks="unet,unetpp")
+                          command="pytest smoke holdout", log=log.append, networks="unet,unetpp",
+                          time_limit_minutes=5)
             done.write_text(json.dumps(log))
     return work / "results" / "smoke", json.loads(done.read_text()), work / "isbi_small"
 
@@ -654,6 +756,8 @@ def test_smoke_holdout_trains_without_20_24_and_reuses(smoke_results):
         assert config["train_slices"] == "0-19" and config["val_slices"] == "20-24"
         assert config["val_source"] == "holdout" and config["model_name"] == name
         assert m["arms"][name]["val_slices"] == [20, 21, 22, 23, 24]
+        assert m["arms"][name]["time_limit_minutes"] == 5.0 and config["config"][
+            "time_limit_minutes"] == 5.0
     # unet3p trained in the first call and was not retrained by the second
     first = (root / "holdout" / "runs" / "unet3p" / "DONE.json").stat().st_mtime_ns
     assert first < (root / "holdout" / "runs" / "unet" / "DONE.json").stat().st_mtime_ns

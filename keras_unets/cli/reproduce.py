@@ -7,6 +7,7 @@ A thin layer over :mod:`keras_unets.reproduce` (imported lazily so that
                           [--profile quick|paper|smoke] [--results DIR] [--data DIR]
                           [--networks unet,unetpp,unet3p]   (holdout only)
                           [--seed N]   (results/seed-N unless --results)
+                          [--time-limit MINUTES]   (each training's cap)
 """
 import os
 import shlex
@@ -36,7 +37,12 @@ def register(group):
 @click.option("--seed", default=None, type=click.IntRange(min=0),
               help="Train with this seed instead of the profile's (a seed spread); "
                    "results go to results/seed-N unless --results is given.")
-def reproduce(experiment, profile, results, data_dir, networks, seed):
+@click.option("--time-limit", "time_limit", default=None,
+              type=click.FloatRange(min=0, min_open=True), metavar="MINUTES",
+              help="Stop each training after MINUTES instead of the profile's limit "
+                   "(Table I's half-resolution arm: a third), e.g. to fit the paper "
+                   "profile into a GPU lease.")
+def reproduce(experiment, profile, results, data_dir, networks, seed, time_limit):
     """Train, evaluate and write the report's tables and figures for EXPERIMENT.
 
     unet: Table I, Fig. 10, Fig. 11. unetpp: Table II, Fig. 12, pruning L1..L4.
@@ -48,7 +54,8 @@ def reproduce(experiment, profile, results, data_dir, networks, seed):
     """
     from keras_unets import reproduce as rep
 
-    command = " ".join(shlex.quote(a) for a in [os.path.basename(sys.argv[0]), *sys.argv[1:]])
+    # the program as invoked (keras-unets, or "python -m keras_unets"), then its quoted arguments
+    command = " ".join([os.path.basename(sys.argv[0]), *(shlex.quote(a) for a in sys.argv[1:])])
     if profile is None:
         try:
             profile, reason = rep.default_profile()
@@ -68,10 +75,13 @@ def reproduce(experiment, profile, results, data_dir, networks, seed):
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--networks") from None
         rep.reproduce(todo, profile, results=results, data_dir=data_dir, command=command,
-                      log=click.echo, reason=reason, networks=networks, seed=seed)
+                      log=click.echo, reason=reason, networks=networks, seed=seed,
+                      time_limit_minutes=time_limit)
     except Exception as exc:
         # Missing or malformed data (the data layer's message says where to put
-        # the files), or a run folder trained with another seed: no traceback.
-        if type(exc).__name__ in ("DataNotFoundError", "DataFormatError", "SeedMismatchError"):
+        # the files), or a run folder trained with another seed or time limit:
+        # no traceback.
+        if type(exc).__name__ in ("DataNotFoundError", "DataFormatError", "SeedMismatchError",
+                                  "TimeLimitMismatchError"):
             raise click.ClickException(str(exc)) from None
         raise
