@@ -17,39 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 
-shopt -s nullglob
-wheels=(wheels/*.whl)
-if [ ${#wheels[@]} -gt 0 ]; then
-    echo "gpu.sh: installing ${#wheels[@]} carried wheel(s) from wheels/ (--no-deps)"
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site "${wheels[@]}"
-    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export KERAS_BACKEND=jax
-export XLA_PYTHON_CLIENT_PREALLOCATE=false
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-
-missing=$("$PY" - <<'PY'
-import importlib
-names = ["jax", "numpy", "keras", "keras_unets.models"]
-bad = []
-for n in names:
-    try:
-        importlib.import_module(n)
-    except Exception as exc:  # noqa: BLE001
-        bad.append(f"{n}: {type(exc).__name__}: {exc}")
-print("\n".join(bad))
-PY
-)
-if [ -n "$missing" ]; then
-    echo "gpu.sh: cannot import what the benchmark needs:" >&2
-    echo "$missing" >&2
-    echo "Put Keras 3 and its missing dependencies as wheels in wheels/ " \
-         "(bash bench/fetch_wheels.sh on a machine with the package index; carry wheels/)." >&2
-    exit 2
-fi
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
-"$PY" -c "import jax, keras; print('jax', jax.__version__, jax.devices(), '| keras', keras.__version__)"
+source bench/device_env.sh
 
 if [ -n "${OUT:-}" ]; then
     exec "$PY" bench/gpu_bench.py --out "$OUT/gpu" "$@"

@@ -11,9 +11,12 @@ configuration, so that every peak-memory figure belongs to one model):
    peak device memory ``jax.devices()[0].memory_stats()["peak_bytes_in_use"]``
    (``XLA_PYTHON_CLIENT_PREALLOCATE=false``, so the figure is what was used,
    not a preallocated pool), next to ``estimate_training_memory``;
-2. **6 GB cap**: each model trains ``--train-steps`` steps (batch 1, float32,
-   Adam) with ``XLA_PYTHON_CLIENT_MEM_FRACTION = 6 GiB / total device
-   memory``: "ok" with its peak, or "OOM".
+2. **6 GB cap**: each model trains ``--train-steps`` steps (Adam) in each
+   ``--cap-configs`` configuration (default batch 1 in float32 and batch 2
+   in ``mixed_float16``, the issue's two goals) with
+   ``XLA_PYTHON_CLIENT_MEM_FRACTION = 6 GiB / total device memory``: "ok"
+   with its step rate and peak, or "OOM". ``--no-speed`` runs only these
+   (the short device check: they time the steps too).
 
 Data are random tiles (speed and memory do not depend on the pixel values).
 Results: ``<out>/gpu_bench.json`` and ``<out>/gpu_bench.md`` (written after
@@ -48,7 +51,24 @@ TINY_OVERRIDES = {"filters": 4, "depth": 2}
 # --tiny exercises every code path (deep supervision + CGM outputs, both
 # policies, the capped run) with the fewest subprocesses: XLA compilation
 # dominates on a CPU (~20 s per configuration on 2 shared cores).
-TINY_DEFAULTS = {"models": "unet3p_ds_cgm", "batches": "1", "policies": "float32,mixed_float16"}
+TINY_DEFAULTS = {"models": "unet3p_ds_cgm", "batches": "1", "policies": "float32,mixed_float16",
+                 "cap_configs": "1:float32"}
+DEFAULT_CAP_CONFIGS = "1:float32,2:mixed_float16"
+POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def parse_cap_configs(text):
+    """``"1:float32,2:mixed_float16"`` -> ``[(1, "float32"), (2, "mixed_float16")]``."""
+    configs = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        batch, sep, policy = item.partition(":")
+        if not sep or not batch.isdigit() or int(batch) < 1 or policy not in POLICIES:
+            raise ValueError(f"--cap-configs wants BATCH:POLICY items with a batch >= 1 and a "
+                             f"policy in {', '.join(POLICIES)}; received {item!r} in {text!r}")
+        configs.append((int(batch), policy))
+    return configs
 
 
 # --------------------------------------------------------------------------
@@ -240,6 +260,11 @@ def main(argv=None):
                    help="steps under the memory cap (default 300; tiny 3)")
     p.add_argument("--cap-gib", type=float, default=CAP_GIB)
     p.add_argument("--no-cap", action="store_true", help="skip the capped training runs")
+    p.add_argument("--no-speed", action="store_true",
+                   help="skip the uncapped speed runs (the capped runs time their steps too)")
+    p.add_argument("--cap-configs", default=None,
+                   help=f"BATCH:POLICY list for the capped runs (default {DEFAULT_CAP_CONFIGS}; "
+                        f"tiny: {TINY_DEFAULTS['cap_configs']})")
     p.add_argument("--timeout", type=float, default=300, help="seconds per subprocess")
     p.add_argument("--budget-s", type=float, default=540,
                    help="stop starting new configurations after this many seconds")
@@ -254,7 +279,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     tiny = args.tiny
     for key, full in (("models", DEFAULT_MODELS), ("batches", "1,2"),
-                      ("policies", "float32,mixed_float16")):
+                      ("policies", "float32,mixed_float16"),
+                      ("cap_configs", DEFAULT_CAP_CONFIGS)):
         if getattr(args, key) is None:
             setattr(args, key, TINY_DEFAULTS[key] if tiny else full)
     args.size = args.size or (32 if tiny else 512)
@@ -265,6 +291,10 @@ def main(argv=None):
         args.mode = args.worker
         return _worker(args)
 
+    try:  # a bad list fails before anything runs
+        cap_configs = parse_cap_configs(args.cap_configs)
+    except ValueError as exc:
+        p.error(str(exc))
     from keras_unets.io import atomic_write_json, atomic_write_text
 
     start = time.perf_counter()
@@ -303,7 +333,7 @@ def main(argv=None):
     def over_budget():
         return time.perf_counter() - start > args.budget_s
 
-    for model in models:
+    for model in ([] if args.no_speed else models):
         for batch in batches:
             for policy in policies:
                 if over_budget():
@@ -318,14 +348,16 @@ def main(argv=None):
         cap_env = dict(env)
         if fraction is not None:
             cap_env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{fraction:.4f}"
-        for model in models:
-            if over_budget():
-                print(f"gpu_bench: budget spent; skipping the capped run of {model}", flush=True)
-                continue
-            res = _run_worker("train", model, 1, "float32", args, cap_env, overrides)
-            cap.append(res)
-            print(json.dumps(res), flush=True)
-            save()
+        for batch, policy in cap_configs:
+            for model in models:
+                if over_budget():
+                    print(f"gpu_bench: budget spent; skipping the capped run of {model} "
+                          f"b{batch} {policy}", flush=True)
+                    continue
+                res = _run_worker("train", model, batch, policy, args, cap_env, overrides)
+                cap.append(res)
+                print(json.dumps(res), flush=True)
+                save()
     save()
     print(_markdown(meta, speed, cap))
     failed = [r for r in speed if r["status"] not in ("ok", "OOM")]
