@@ -1438,12 +1438,45 @@ def seed_spread(profile, results="results"):
     return seeds, rows
 
 
+def seed_training(profile, results="results"):
+    """Per network and run kind, how each seed's run trained: epochs and time.
+
+    Returns ``(seeds, rows)`` with rows ``[network, run, text per seed]``,
+    e.g. ``"14 epochs, 30 min 00 s (time limit)"`` (``None`` if not run),
+    for the runs of at least two seeds. A time limit makes the amount of
+    training depend on the machine's speed: two seeds trained on machines of
+    different speeds differ in more than the seed, and this says so.
+    """
+    cells = {}  # (network, run) -> {seed: text}
+    seeds = set()
+    for seed, root in seed_roots(profile, results).items():
+        for exp in (*EXPERIMENTS, "holdout"):
+            path = root / exp / "metrics.json"
+            if not path.exists():
+                continue
+            seeds.add(seed)
+            run = "hold-out" if exp == "holdout" else "main"
+            for rec in json.loads(path.read_text()).get("summary", []):
+                if rec.get("epochs") is None or rec.get("train_seconds") is None:
+                    continue
+                cells.setdefault((rec["network"], run), {})[seed] = (
+                    f"{rec['epochs']} epochs, {format_seconds(rec['train_seconds'])}"
+                    + _stopped_note(rec))
+    seeds = sorted(seeds)
+    rows = [[network, run, *[by_seed.get(s) for s in seeds]]
+            for (network, run), by_seed in sorted(cells.items(),
+                                                  key=lambda kv: (kv[0][1], kv[0][0]))
+            if len(by_seed) >= 2]
+    return seeds, rows
+
+
 def seed_spread_section(profile, results="results"):
     """SUMMARY.md lines of :func:`seed_spread` (none when no measure has two seeds)."""
     seeds, spread = seed_spread(profile, results)
     if not spread:
         return []
-    return [
+    t_seeds, training = seed_training(profile, results)
+    lines = [
         "\n## Seed spread (not in the report)\n",
         "The same recipes trained again with other seeds (`make reproduce-* SEED=N`, "
         f"written to `results/seed-N/{profile}/`); pixel accuracy on slices 25-29 by the "
@@ -1451,6 +1484,14 @@ def seed_spread_section(profile, results="results"):
         markdown_table(["network", "measure", *[f"seed {s}" for s in seeds], "mean",
                         "max - min"], spread),
     ]
+    if training:
+        lines += [
+            "\nHow each seed's run trained. Under a time limit the number of epochs "
+            "depends on the machine's speed, so seeds trained on machines of different "
+            "speeds differ in more than the seed.\n",
+            markdown_table(["network", "run", *[f"seed {s}" for s in t_seeds]], training),
+        ]
+    return lines
 
 
 def write_summary(profile, *, results="results"):
@@ -1588,12 +1629,10 @@ def check_time_limit(minutes):
     """``minutes`` as a time-limit override: ``None`` or a positive finite number."""
     if minutes is None:
         return None
-    ok = not isinstance(minutes, bool)
-    try:
-        value = float(minutes)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or not math.isfinite(value) or value <= 0:
+    ok = (isinstance(minutes, (int, float, np.integer, np.floating))
+          and not isinstance(minutes, bool))
+    value = float(minutes) if ok else float("nan")
+    if not math.isfinite(value) or value <= 0:
         raise ValueError(
             f"time_limit_minutes must be a positive number of minutes (or None for the "
             f"profile's limit); received {minutes!r}"
@@ -1632,7 +1671,7 @@ def reproduce(experiments=EXPERIMENTS, profile=None, *, results=None, data_dir=N
     """
     if seed is not None and (isinstance(seed, bool) or int(seed) != seed or seed < 0):
         raise ValueError(f"seed must be a non-negative integer; received {seed!r}")
-    check_time_limit(time_limit_minutes)
+    time_limit_minutes = check_time_limit(time_limit_minutes)
     seed_default_root = results is None and seed is not None
     if results is None:
         results = default_results(seed)

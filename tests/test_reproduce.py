@@ -332,7 +332,7 @@ def test_time_limit_reaches_every_arm_and_a_third_for_table1_half(tmp_path, isbi
 
 def test_bad_time_limits_and_the_stopped_note(tmp_path):
     assert rep.check_time_limit(None) is None and rep.check_time_limit(2) == 2.0
-    for bad in (0, -1, float("nan"), float("inf"), True, "soon"):
+    for bad in (0, -1, float("nan"), float("inf"), True, "soon", "3"):
         with pytest.raises(ValueError, match=f"positive number of minutes.*received {bad!r}"):
             rep.reproduce(["unet"], "smoke", results=tmp_path, time_limit_minutes=bad,
                           log=lambda _: None)
@@ -359,10 +359,13 @@ def _fake_metrics(folder, summary):
 
 def test_seed_spread_hand_values_and_summary_section(tmp_path):
     _fake_metrics(tmp_path / "quick" / "holdout", [
-        {"network": "UNet 3+", "accuracy": 0.92, "tta_accuracy": 0.925},
-        {"network": "U-Net", "accuracy": 0.93, "tta_accuracy": 0.931}])
+        {"network": "UNet 3+", "accuracy": 0.92, "tta_accuracy": 0.925, "epochs": 14,
+         "train_seconds": 1800.2, "stopped_by_time_limit": True, "time_limit_minutes": 30.0},
+        {"network": "U-Net", "accuracy": 0.93, "tta_accuracy": 0.931, "epochs": 9,
+         "train_seconds": 1790.0, "stopped_by_time_limit": True}])
     _fake_metrics(tmp_path / "seed-1" / "quick" / "holdout", [
-        {"network": "UNet 3+", "accuracy": 0.926, "tta_accuracy": None}])
+        {"network": "UNet 3+", "accuracy": 0.926, "tta_accuracy": None, "epochs": 30,
+         "train_seconds": 928.3, "stopped_by_time_limit": False}])
     _fake_metrics(tmp_path / "seed-12" / "quick" / "unet3p", [
         {"network": "UNet 3+", "accuracy_as_report": 0.93, "accuracy_blind": 0.929}])
     _fake_metrics(tmp_path / "seed-2" / "quick" / "holdout", [
@@ -386,6 +389,13 @@ def test_seed_spread_hand_values_and_summary_section(tmp_path):
     assert re.search(r"\| UNet 3\+ \| hold-out \| 0\.9200 \| 0\.9260 \| 0\.9230 \| – \| "
                      r"0\.9230 \| 0\.00600 \|", text), text
     assert "| network | measure | seed 0 | seed 1 | seed 2 | seed 12 | mean | max - min |" in text
+    # how each seed trained: only UNet 3+'s hold-out has two seeds with a record
+    assert rep.seed_training("quick", tmp_path) == ([0, 1, 2, 12], [
+        ["UNet 3+", "hold-out", "14 epochs, 30 min 00 s (time limit of 30 min)",
+         "30 epochs, 15 min 28 s", None, None]])
+    assert ("| UNet 3+ | hold-out | 14 epochs, 30 min 00 s (time limit of 30 min) | "
+            "30 epochs, 15 min 28 s | – | – |") in text
+    assert "depends on the machine's speed" in text
     # a seed folder's own summary has no spread (no seed folders under it)
     assert rep.seed_spread_section("quick", tmp_path / "seed-1") == []
 
