@@ -36,6 +36,7 @@ tiny models, ``--profile smoke``).
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -99,13 +100,23 @@ def pack_results(results_root, profile, dest):
 
 
 def _run(cmd, *, timeout, env, log):
-    """Run ``cmd``; returns (exit status or "timeout", seconds)."""
+    """Run ``cmd``; returns (exit status or "timeout", seconds).
+
+    The command runs in its own process group, and a timeout kills the whole
+    group: gpu_bench.py's worker processes too, which would otherwise go on
+    holding the GPU during the next stage.
+    """
     log(f"$ {' '.join(str(c) for c in cmd)}  (timeout {timeout:.0f} s)")
     start = time.perf_counter()
+    proc = subprocess.Popen([str(c) for c in cmd], env=env, cwd=ROOT, start_new_session=True)
     try:
-        status = subprocess.run([str(c) for c in cmd], env=env, cwd=ROOT,
-                                timeout=max(1.0, timeout)).returncode
+        status = proc.wait(timeout=max(1.0, timeout))
     except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
         status = "timeout"
     return status, time.perf_counter() - start
 

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,31 @@ def test_pack_results_leaves_out_checkpoints_and_writes_atomically(tmp_path):
     assert [p.name for p in dest.parent.iterdir()] == ["results-paper.tar.gz"]  # no .part
     assert session.pack_results(tmp_path / "results", "quick", tmp_path / "q.tar.gz") == 0
     assert not (tmp_path / "q.tar.gz").exists()
+
+
+def test_run_kills_the_whole_process_group_on_timeout(tmp_path):
+    """A stage past its timeout is killed with its children (gpu_bench's workers)."""
+    marker = tmp_path / "child.pid"
+    child = ("import subprocess, sys, time; "
+             "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+             f"open({str(marker)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    status, secs = session._run([sys.executable, "-c", child], timeout=3, env=dict(os.environ),
+                                log=lambda m: None)
+    assert status == "timeout" and secs < 30
+    pid = int(marker.read_text())
+    for _ in range(50):  # the grandchild is gone (reaped by init, or a zombie at most)
+        try:
+            os.kill(pid, 0)
+            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        except (ProcessLookupError, FileNotFoundError):
+            break
+        if state == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"grandchild {pid} still running")
+    assert session._run([sys.executable, "-c", "raise SystemExit(3)"], timeout=30,
+                        env=dict(os.environ), log=lambda m: None)[0] == 3
 
 
 def test_gpu_bench_cap_configs_parse_and_reject():
