@@ -333,31 +333,25 @@ def main(argv=None):
     def over_budget():
         return time.perf_counter() - start > args.budget_s
 
-    for model in ([] if args.no_speed else models):
-        for batch in batches:
-            for policy in policies:
-                if over_budget():
-                    print(f"gpu_bench: budget of {args.budget_s:.0f} s spent; skipping "
-                          f"{model} b{batch} {policy}", flush=True)
-                    continue
-                res = _run_worker("speed", model, batch, policy, args, env, overrides)
-                speed.append(res)
-                print(json.dumps(res), flush=True)
-                save()
+    def run_each(mode, configs, worker_env, into):
+        for model, batch, policy in configs:
+            if over_budget():
+                print(f"gpu_bench: budget of {args.budget_s:.0f} s spent; skipping the "
+                      f"{mode} run of {model} b{batch} {policy}", flush=True)
+                continue
+            res = _run_worker(mode, model, batch, policy, args, worker_env, overrides)
+            into.append(res)
+            print(json.dumps(res), flush=True)
+            save()
+
+    if not args.no_speed:
+        run_each("speed", [(m, b, q) for m in models for b in batches for q in policies],
+                 env, speed)
     if not args.no_cap:
         cap_env = dict(env)
         if fraction is not None:
             cap_env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{fraction:.4f}"
-        for batch, policy in cap_configs:
-            for model in models:
-                if over_budget():
-                    print(f"gpu_bench: budget spent; skipping the capped run of {model} "
-                          f"b{batch} {policy}", flush=True)
-                    continue
-                res = _run_worker("train", model, batch, policy, args, cap_env, overrides)
-                cap.append(res)
-                print(json.dumps(res), flush=True)
-                save()
+        run_each("train", [(m, b, q) for b, q in cap_configs for m in models], cap_env, cap)
     save()
     print(_markdown(meta, speed, cap))
     failed = [r for r in speed if r["status"] not in ("ok", "OOM")]

@@ -610,9 +610,10 @@ def train_arm(exp_dir, arm, model_name, *, profile, data_dir=None, log=print, se
 
     run_dir = Path(exp_dir) / "runs" / arm
     marker = run_dir / DONE_MARKER
-    _check_run_seed(run_dir, profile, model_name, seed)
+    saved = _run_config(run_dir)
+    _check_run_seed(run_dir, saved, profile, model_name, seed)
     if marker.exists():
-        _check_run_time_limit(run_dir, profile, model_name,
+        _check_run_time_limit(run_dir, saved, profile, model_name,
                               kwargs.get("time_limit_minutes"))
     if seed is not None:
         kwargs["seed"] = int(seed)
@@ -675,9 +676,9 @@ def _run_config(run_dir):
     return cfg if isinstance(cfg, dict) else {}
 
 
-def _check_run_seed(run_dir, profile, model_name, seed):
-    """Refuse to reuse or resume ``run_dir`` when it was trained with another seed."""
-    had = _run_config(run_dir).get("seed")
+def _check_run_seed(run_dir, saved, profile, model_name, seed):
+    """Refuse to reuse or resume ``run_dir`` (its config ``saved``) trained with another seed."""
+    had = saved.get("seed")
     if had is None:
         return
     wanted = profile_settings(profile, model_name)["seed"] if seed is None else int(seed)
@@ -699,17 +700,16 @@ def _limit_text(minutes):
     return "no time limit" if not minutes else f"a time limit of {float(minutes):g} min"
 
 
-def _check_run_time_limit(run_dir, profile, model_name, minutes):
-    """Refuse to reuse a finished run trained under another time limit.
+def _check_run_time_limit(run_dir, saved, profile, model_name, minutes):
+    """Refuse to reuse a finished run (its config ``saved``) trained under another time limit.
 
     ``minutes=None`` asks for the profile's limit. A run cut short by a
     3-minute limit is not the profile's run, and a full run is not what a
     time-limited call asked for: either would be reported as the other.
     """
-    cfg = _run_config(run_dir)
-    if "time_limit_minutes" not in cfg:
+    if "time_limit_minutes" not in saved:
         return
-    had = cfg["time_limit_minutes"] or None
+    had = saved["time_limit_minutes"] or None
     wanted = (profile_settings(profile, model_name).get("time_limit_minutes")
               if minutes is None else minutes) or None
     same = (had is None and wanted is None) or (
@@ -1403,17 +1403,13 @@ def seed_roots(profile, results="results"):
     return dict(sorted(roots.items()))
 
 
-def seed_spread(profile, results="results"):
-    """Per network and measure, the accuracy on 25-29 of each seed's run.
+def _seed_records(profile, results="results"):
+    """The summary records of every seed's runs: ``(seeds, [(seed, kind, record)])``.
 
-    Returns ``(seeds, rows)``: the seeds with any metrics, and rows
-    ``[network, measure, value per seed (None if not run), mean, max - min]``
-    (the range as a string with 5 decimals: seeds can agree to 4),
-    only for measures that at least two seeds have. The runs are read from
-    :func:`seed_roots`' ``metrics.json`` files.
+    ``seeds``: the seeds with any ``metrics.json`` under :func:`seed_roots`;
+    ``kind``: ``"holdout"`` for the hold-out experiment, else ``"main"``.
     """
-    values = {}  # (network, label) -> {seed: value}
-    seeds = set()
+    records, seeds = [], set()
     for seed, root in seed_roots(profile, results).items():
         for exp in (*EXPERIMENTS, "holdout"):
             path = root / exp / "metrics.json"
@@ -1421,11 +1417,17 @@ def seed_spread(profile, results="results"):
                 continue
             seeds.add(seed)
             kind = "holdout" if exp == "holdout" else "main"
-            for rec in json.loads(path.read_text()).get("summary", []):
-                for k, key, label in SPREAD_MEASURES:
-                    if k == kind and rec.get(key) is not None:
-                        values.setdefault((rec["network"], label), {})[seed] = float(rec[key])
-    seeds = sorted(seeds)
+            summary = json.loads(path.read_text()).get("summary", [])
+            records += [(seed, kind, rec) for rec in summary]
+    return sorted(seeds), records
+
+
+def _spread_rows(seeds, records):
+    values = {}  # (network, label) -> {seed: value}
+    for seed, kind, rec in records:
+        for k, key, label in SPREAD_MEASURES:
+            if k == kind and rec.get(key) is not None:
+                values.setdefault((rec["network"], label), {})[seed] = float(rec[key])
     order = {label: i for i, (_, _, label) in enumerate(SPREAD_MEASURES)}
     rows = []
     for (network, label), by_seed in sorted(values.items(),
@@ -1435,7 +1437,35 @@ def seed_spread(profile, results="results"):
         got = list(by_seed.values())
         rows.append([network, label, *[by_seed.get(s) for s in seeds],
                      float(np.mean(got)), f"{max(got) - min(got):.5f}"])
-    return seeds, rows
+    return rows
+
+
+def _training_rows(seeds, records):
+    cells = {}  # (network, run) -> {seed: text}
+    for seed, kind, rec in records:
+        if rec.get("epochs") is None or rec.get("train_seconds") is None:
+            continue
+        run = "hold-out" if kind == "holdout" else "main"
+        cells.setdefault((rec["network"], run), {})[seed] = (
+            f"{rec['epochs']} epochs, {format_seconds(rec['train_seconds'])}"
+            + _stopped_note(rec))
+    return [[network, run, *[by_seed.get(s) for s in seeds]]
+            for (network, run), by_seed in sorted(cells.items(),
+                                                  key=lambda kv: (kv[0][1], kv[0][0]))
+            if len(by_seed) >= 2]
+
+
+def seed_spread(profile, results="results"):
+    """Per network and measure, the accuracy on 25-29 of each seed's run.
+
+    Returns ``(seeds, rows)``: the seeds with any metrics, and rows
+    ``[network, measure, value per seed (None if not run), mean, max - min]``
+    (the range as a string with 5 decimals: seeds can agree to 4),
+    only for measures that at least two seeds have. The runs are read from
+    :func:`seed_roots`' ``metrics.json`` files.
+    """
+    seeds, records = _seed_records(profile, results)
+    return seeds, _spread_rows(seeds, records)
 
 
 def seed_training(profile, results="results"):
@@ -1447,35 +1477,17 @@ def seed_training(profile, results="results"):
     training depend on the machine's speed: two seeds trained on machines of
     different speeds differ in more than the seed, and this says so.
     """
-    cells = {}  # (network, run) -> {seed: text}
-    seeds = set()
-    for seed, root in seed_roots(profile, results).items():
-        for exp in (*EXPERIMENTS, "holdout"):
-            path = root / exp / "metrics.json"
-            if not path.exists():
-                continue
-            seeds.add(seed)
-            run = "hold-out" if exp == "holdout" else "main"
-            for rec in json.loads(path.read_text()).get("summary", []):
-                if rec.get("epochs") is None or rec.get("train_seconds") is None:
-                    continue
-                cells.setdefault((rec["network"], run), {})[seed] = (
-                    f"{rec['epochs']} epochs, {format_seconds(rec['train_seconds'])}"
-                    + _stopped_note(rec))
-    seeds = sorted(seeds)
-    rows = [[network, run, *[by_seed.get(s) for s in seeds]]
-            for (network, run), by_seed in sorted(cells.items(),
-                                                  key=lambda kv: (kv[0][1], kv[0][0]))
-            if len(by_seed) >= 2]
-    return seeds, rows
+    seeds, records = _seed_records(profile, results)
+    return seeds, _training_rows(seeds, records)
 
 
 def seed_spread_section(profile, results="results"):
     """SUMMARY.md lines of :func:`seed_spread` (none when no measure has two seeds)."""
-    seeds, spread = seed_spread(profile, results)
+    seeds, records = _seed_records(profile, results)  # read once for both tables
+    spread = _spread_rows(seeds, records)
     if not spread:
         return []
-    t_seeds, training = seed_training(profile, results)
+    training = _training_rows(seeds, records)
     lines = [
         "\n## Seed spread (not in the report)\n",
         "The same recipes trained again with other seeds (`make reproduce-* SEED=N`, "
@@ -1489,7 +1501,7 @@ def seed_spread_section(profile, results="results"):
             "\nHow each seed's run trained. Under a time limit the number of epochs "
             "depends on the machine's speed, so seeds trained on machines of different "
             "speeds differ in more than the seed.\n",
-            markdown_table(["network", "run", *[f"seed {s}" for s in t_seeds]], training),
+            markdown_table(["network", "run", *[f"seed {s}" for s in seeds]], training),
         ]
     return lines
 
