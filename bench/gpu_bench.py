@@ -34,9 +34,7 @@ import platform
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -224,10 +222,6 @@ def _markdown(meta, speed, cap):
         f"## Training under a {meta['cap_gib']:g} GiB cap "
         f"(XLA_PYTHON_CLIENT_MEM_FRACTION={meta['fraction'] or 'n/a'})",
         "",
-        *([f"{meta['cap_jobs']} configurations ran at once, each in its own process: the peaks "
-           "are each process's own, the step rates are rates on a shared device "
-           "(see the speed table for rates alone).", ""]
-          if meta.get("cap_jobs", 1) > 1 else []),
         "| model | batch | policy | steps | status | steps/s | peak MiB | estimate MiB "
         "| fits the estimate's verdict | first loss | last loss |",
         "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: |",
@@ -271,9 +265,6 @@ def main(argv=None):
     p.add_argument("--cap-configs", default=None,
                    help=f"BATCH:POLICY list for the capped runs (default {DEFAULT_CAP_CONFIGS}; "
                         f"tiny: {TINY_DEFAULTS['cap_configs']})")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="capped configurations run at once (0: all at once; default 1). "
-                        "Peak memory stays per process; step rates become shared-GPU rates")
     p.add_argument("--timeout", type=float, default=300, help="seconds per subprocess")
     p.add_argument("--budget-s", type=float, default=540,
                    help="stop starting new configurations after this many seconds")
@@ -334,7 +325,6 @@ def main(argv=None):
     batches = [int(b) for b in args.batches.split(",") if b]
     policies = [q for q in args.policies.split(",") if q]
     speed, cap = [], []
-    lock = threading.Lock()
 
     def save():
         atomic_write_json(out_dir / "gpu_bench.json", {"meta": meta, "speed": speed, "cap": cap})
@@ -343,25 +333,16 @@ def main(argv=None):
     def over_budget():
         return time.perf_counter() - start > args.budget_s
 
-    def run_each(mode, configs, worker_env, into, jobs=1):
-        def one(config):
-            model, batch, policy = config
+    def run_each(mode, configs, worker_env, into):
+        for model, batch, policy in configs:
             if over_budget():
                 print(f"gpu_bench: budget of {args.budget_s:.0f} s spent; skipping the "
                       f"{mode} run of {model} b{batch} {policy}", flush=True)
-                return
+                continue
             res = _run_worker(mode, model, batch, policy, args, worker_env, overrides)
-            if jobs > 1:
-                res["concurrent"] = jobs
-            with lock:
-                into.append(res)
-                into.sort(key=lambda r: order[(r["model"], r["batch"], r["policy"])])
-                print(json.dumps(res), flush=True)
-                save()
-
-        order = {c: i for i, c in enumerate(configs)}
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            list(pool.map(one, configs))
+            into.append(res)
+            print(json.dumps(res), flush=True)
+            save()
 
     if not args.no_speed:
         run_each("speed", [(m, b, q) for m in models for b in batches for q in policies],
@@ -370,10 +351,7 @@ def main(argv=None):
         cap_env = dict(env)
         if fraction is not None:
             cap_env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{fraction:.4f}"
-        configs = [(m, b, q) for b, q in cap_configs for m in models]
-        jobs = len(configs) if args.jobs <= 0 else min(args.jobs, len(configs))
-        meta["cap_jobs"] = jobs
-        run_each("train", configs, cap_env, cap, jobs)
+        run_each("train", [(m, b, q) for b, q in cap_configs for m in models], cap_env, cap)
     save()
     print(_markdown(meta, speed, cap))
     failed = [r for r in speed if r["status"] not in ("ok", "OOM")]

@@ -1,31 +1,34 @@
-"""One device lease, one command: the GPU benchmark and the paper profile, side by side.
+"""One device lease, one command: the 6 GiB check, then the paper profile.
 
 A device session lends one GPU for about 15 minutes of device time, at most
-10 minutes per command (``../.library/device/README.md``). One H200 is far
-larger than what one of these trainings uses (batch 1-2 at 512 x 512: a few
-GiB, kernels too small to fill the chip), so everything runs **at once**
-inside one deadline (``--deadline-s``), each in its own process group:
+10 minutes per command (``../.library/device/README.md``). This script does,
+inside one deadline (``--deadline-s``), one stage at a time, each in its own
+process group (killed with its children at the stage's limit):
 
-1. **issue 8**: ``bench/gpu_bench.py --no-speed --jobs N``: every network at
-   512 x 512 trains ``--train-steps`` steps under a 6 GiB cap, at batch 1 in
-   float32 and at batch 2 in ``mixed_float16`` (status, step rate and peak
-   memory of each), all configurations at once (peak memory is per process,
-   so it is exact; the step rates are shared-GPU rates, and say so);
+1. **issue 8**: ``bench/gpu_bench.py --no-speed``: every network of
+   ``--cap-models`` at 512 x 512 trains ``--train-steps`` steps under a
+   6 GiB cap, at batch 1 in float32 and at batch 2 in ``mixed_float16``
+   (status, step rate and peak memory of each), in at most ``--bench-share``
+   of the deadline;
 2. **issue 6**: ``keras-unets reproduce EXP --profile paper --time-limit T``
-   for each experiment of ``--experiments`` (default ``unet3p,unetpp,unet``),
-   each with its own limit sized to the deadline
-   (:func:`parallel_time_limits`: every training arm of EXP gets T, Table
-   I's half-resolution arm a third of it). Results are the profile's
-   ordinary ones (SUMMARY.md marks a run stopped by its limit with the
-   limit); each time one finishes, ``results/<profile>`` without its
+   for each experiment of ``--experiments`` (default ``unet3p,unetpp,unet``,
+   cheapest first), T chosen from the time left (:func:`time_limit_minutes`)
+   so the whole list fits: every training arm gets the same limit, Table I's
+   half-resolution arm a third of it. A run that finishes its epochs before
+   the limit leaves its time to the next experiments. Results are the
+   profile's ordinary ones (SUMMARY.md marks a run stopped by its limit
+   with the limit); after every experiment ``results/<profile>`` without its
    ``runs/`` folders (checkpoints) is packed into
    ``<out>/results-<profile>.tar.gz``, so a cut-short lease still returns
-   what finished; when all have, SUMMARY.md is rewritten from all of them;
-3. with 90 s or more to spare once those are done: the benchmark's uncapped
-   speed matrix (``gpu_bench.py --no-cap``, one configuration at a time, so
-   its step rates are the GPU's alone) until the deadline.
+   what finished;
+3. with 90 s or more to spare: the benchmark's uncapped speed matrix
+   (``gpu_bench.py --no-cap``) until the deadline.
 
-Anything still running at the deadline is killed with its process group.
+One stage at a time, because the first lease (2026-11-28, BENCHMARKS.md) ran
+them all at once and lost most of them: eleven processes compiling and
+autotuning on one GPU took minutes per first step, and the uncapped
+trainings' memory pools starved the others (out-of-memory errors).
+
 ``<out>/session.md`` (rewritten after every stage) lists what ran, with its
 limit, wall time and exit status; each stage's own output goes to
 ``<out>/logs.tar.gz`` (one file: a device call returns at most 8), and the
@@ -61,25 +64,29 @@ SKIPPED = "skipped: too little time"
 ARM_WEIGHTS = {"unet3p": 1.0, "unetpp": 2.0, "unet": 1.0 + 1.0 / 3.0, "holdout": 3.0}
 
 
-def parallel_time_limits(window_s, experiments, *, overhead_s, min_minutes=0.5):
-    """Per-arm time limits (minutes) for experiments that all start now.
+def time_limit_minutes(remaining_s, experiments, *, overhead_s, min_minutes=0.5):
+    """The per-arm time limit (minutes) for the first of ``experiments``.
 
-    ``window_s``: seconds until they must all be done; each costs
-    ``overhead_s`` beyond its training (start-up, compilation, evaluation,
-    figures) and trains ``ARM_WEIGHTS[exp]`` arms one after the other, so its
-    arms get ``(window_s - overhead_s) / ARM_WEIGHTS[exp]``. Returns
-    ``{exp: minutes}``, ``None`` for an experiment whose limit would be under
-    ``min_minutes`` (it is skipped).
+    ``remaining_s``: seconds left for all of them; each costs ``overhead_s``
+    beyond its training (start-up, compilation, evaluation, figures) and
+    trains ``ARM_WEIGHTS[exp]`` arms' worth under the limit. The limit is the
+    same for every arm of the experiments planned, so they share the time in
+    proportion to their arms. While that would be under ``min_minutes`` the
+    last experiments are dropped from the plan (the list is in priority
+    order; a later call may still fit them with time the earlier ones left
+    unused). ``None`` when not even the first fits.
     """
     unknown = [e for e in experiments if e not in ARM_WEIGHTS]
     if unknown:
         raise ValueError(f"Unknown experiment(s) {unknown}; expected some of "
                          f"{', '.join(ARM_WEIGHTS)}. Received: {list(experiments)}")
-    limits = {}
-    for exp in experiments:
-        minutes = round((window_s - overhead_s) / ARM_WEIGHTS[exp] / 60.0, 2)
-        limits[exp] = minutes if minutes >= min_minutes else None
-    return limits
+    for k in range(len(experiments), 0, -1):
+        planned = experiments[:k]
+        train_s = remaining_s - overhead_s * k
+        minutes = train_s / sum(ARM_WEIGHTS[e] for e in planned) / 60.0
+        if minutes >= min_minutes:
+            return round(minutes, 2)
+    return None
 
 
 def _packable(path, base):
@@ -133,24 +140,6 @@ def _kill_group(proc):
     proc.wait()
 
 
-def _run(cmd, *, timeout, env, log):
-    """Run ``cmd``; returns (exit status or "timeout", seconds).
-
-    The command runs in its own process group, and a timeout kills the whole
-    group: gpu_bench.py's worker processes too, which would otherwise go on
-    holding the GPU during the next stage.
-    """
-    log(f"$ {' '.join(str(c) for c in cmd)}  (timeout {timeout:.0f} s)")
-    start = time.perf_counter()
-    proc = subprocess.Popen([str(c) for c in cmd], env=env, cwd=ROOT, start_new_session=True)
-    try:
-        status = proc.wait(timeout=max(1.0, timeout))
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        status = "timeout"
-    return status, time.perf_counter() - start
-
-
 class Stage:
     """One command running in its own process group, its output in its own log."""
 
@@ -187,8 +176,6 @@ def _markdown(meta, stages):
     lines = [f"# GPU session ({meta['date']})", "",
              f"- deadline {meta['deadline_s']:.0f} s; profile {meta['profile']}; "
              f"data {meta['data']}; commit {meta['commit'] or 'unknown'}",
-             "- the capped benchmark and the reproduce runs ran at the same time on the one "
-             "device (their wall times overlap); the speed matrix, if any, ran alone after them",
              ""]
     lines += ["| stage | time limit per arm | wall | status |", "| --- | --- | --- | --- |"]
     for s in stages:
@@ -200,12 +187,15 @@ def _markdown(meta, stages):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--deadline-s", type=float, default=480.0,
-                   help="seconds for everything (default 480: one call with timeout_s "
-                        "530 and 1-2 min of start-up fit a 15-minute lease with room to spare)")
-    p.add_argument("--bench-share", type=float, default=0.5,
+    p.add_argument("--deadline-s", type=float, default=540.0,
+                   help="seconds for everything (default 540: one call with timeout_s "
+                        "590 and the ~30 s start of 2026-11-28 leave ~4 min of a 15-minute "
+                        "lease)")
+    p.add_argument("--bench-share", type=float, default=0.55,
                    help="at most this fraction of the deadline for the capped benchmark "
-                        "(0: skip the benchmark)")
+                        "(0: skip it and the speed matrix)")
+    p.add_argument("--cap-models", default="unet_report,unetpp_ds,unet3p",
+                   help="networks of the capped runs (gpu_bench --models)")
     p.add_argument("--train-steps", type=int, default=None,
                    help="steps per capped configuration (default: gpu_bench's, 300)")
     p.add_argument("--cap-configs", default=None,
@@ -214,7 +204,7 @@ def main(argv=None):
     p.add_argument("--experiments", default="unet3p,unetpp,unet")
     p.add_argument("--profile", default=None, help="default paper (--tiny: smoke)")
     p.add_argument("--overhead-s", type=float, default=None,
-                   help="seconds per experiment beyond training (default 150; tiny 60)")
+                   help="seconds per experiment beyond training (default 90; tiny 45)")
     p.add_argument("--data", default=None)
     p.add_argument("--results", default=str(ROOT / "results"))
     p.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "bench" / "results"
@@ -224,10 +214,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     start = time.perf_counter()
     profile = args.profile or ("smoke" if args.tiny else "paper")
-    overhead = args.overhead_s if args.overhead_s is not None else (60.0 if args.tiny else 150.0)
+    overhead = args.overhead_s if args.overhead_s is not None else (45.0 if args.tiny else 90.0)
     experiments = [e for e in args.experiments.split(",") if e]
     try:  # unknown names fail here, before anything runs
-        parallel_time_limits(0, experiments, overhead_s=0)
+        time_limit_minutes(0, experiments, overhead_s=0)
     except ValueError as exc:
         p.error(str(exc))
     data = args.data or os.environ.get("ISBI2012_DIR") or str(ROOT / ".device" / "isbi2012")
@@ -250,7 +240,7 @@ def main(argv=None):
             "deadline_s": args.deadline_s, "profile": profile, "data": data,
             "commit": _commit()}
     stages = []
-    reserve = 20.0  # the last SUMMARY.md, packing, session.md
+    reserve = 10.0  # packing, session.md
     end = start + args.deadline_s - reserve
 
     def left():
@@ -268,69 +258,55 @@ def main(argv=None):
     tiny = ["--tiny"] if args.tiny else []
     steps = [] if args.train_steps is None else ["--train-steps", str(args.train_steps)]
     caps = [] if args.cap_configs is None else ["--cap-configs", args.cap_configs]
+    models = [] if args.tiny else ["--models", args.cap_models]
 
     def bench_cmd(stage, extra, budget):
         return [sys.executable, ROOT / "bench" / "gpu_bench.py", *tiny, *extra, *steps,
                 "--out", out / stage, "--budget-s", f"{0.8 * budget:.0f}",
-                "--timeout", f"{max(60.0, budget - 10):.0f}"]
+                "--timeout", f"{max(60.0, 0.4 * budget):.0f}"]
 
-    running = []
     counter = itertools.count(1)
 
-    def launch(name, cmd, *, kill_at, limit_min=None):
-        log(f"start {name}: $ {' '.join(str(c) for c in cmd)}")
+    def run_stage(name, cmd, *, timeout, limit_min=None, **extra):
+        """Run one stage to its end (killed with its group after ``timeout``), record it."""
+        log(f"start {name} (limit {timeout:.0f} s): $ {' '.join(str(c) for c in cmd)}")
         log_name = f"{next(counter):02d}-{name.replace(' ', '_').replace('-', '')}.log"
-        running.append(Stage(name, cmd, env=env, log_path=logs / log_name, kill_at=kill_at,
-                             limit_min=limit_min))
-
-    # 1. issue 8: every network trained under the 6 GiB cap at batch 1 float32
-    #    and batch 2 mixed_float16, all configurations at once
-    if args.bench_share > 0:
-        budget = args.bench_share * args.deadline_s
-        launch("gpu_bench --no-speed", bench_cmd("gpu_cap", ["--no-speed", "--jobs", "0", *caps], budget),
-               kill_at=min(end, time.perf_counter() + budget))
-    # 2. issue 6: the paper profile, every experiment at once, each sized to the deadline
-    limits = parallel_time_limits(left(), experiments, overhead_s=overhead)
-    for exp in experiments:
-        if limits[exp] is None:
-            record({"stage": f"reproduce {exp}", "limit_min": None, "seconds": None,
-                    "status": SKIPPED})
-            continue
-        launch(f"reproduce {exp}",
-               [sys.executable, "-m", "keras_unets", "reproduce", exp, "--profile", profile,
-                "--time-limit", f"{limits[exp]:g}", "--data", data, "--results", args.results],
-               kill_at=end, limit_min=limits[exp])
-    while running:
-        time.sleep(0.5)
-        now = time.perf_counter()
-        for st in [s for s in running if s.poll(now) is not None]:
-            running.remove(st)
-            stage = {"stage": st.name, "limit_min": st.limit_min, "seconds": st.seconds,
-                     "status": st.status}
-            if st.name.startswith("reproduce"):
-                stage["files_packed"] = pack_results(args.results, profile,
-                                                     out / f"results-{profile}.tar.gz")
-            if st.status != 0:
-                log(f"{st.name} ended with {st.status}; its last lines:\n{st.tail()}")
-            record(stage)
-    if any(s["stage"].startswith("reproduce") and s["status"] != SKIPPED for s in stages):
-        # each run rewrote SUMMARY.md when it ended; once more, from all of them
-        status, secs = _run([sys.executable, "-m", "keras_unets", "reproduce", "summary",
-                             "--profile", profile, "--results", args.results],
-                            timeout=max(5.0, left() + reserve - 10), env=env, log=log)
-        packed = pack_results(args.results, profile, out / f"results-{profile}.tar.gz")
-        record({"stage": "reproduce summary", "seconds": secs, "status": status,
-                "files_packed": packed})
-    # 3. with time to spare: the uncapped speed matrix, alone on the device
-    if args.bench_share > 0 and left() >= 90:
-        launch("gpu_bench --no-cap", bench_cmd("gpu_speed", ["--no-cap"], left()),
-               kill_at=end)
-        st = running.pop()
+        st = Stage(name, cmd, env=env, log_path=logs / log_name,
+                   kill_at=time.perf_counter() + max(1.0, timeout), limit_min=limit_min)
         while st.poll(time.perf_counter()) is None:
             time.sleep(0.5)
         if st.status != 0:
-            log(f"{st.name} ended with {st.status}; its last lines:\n{st.tail()}")
-        record({"stage": st.name, "seconds": st.seconds, "status": st.status})
+            log(f"{name} ended with {st.status}; its last lines:\n{st.tail()}")
+        stage = {"stage": name, "limit_min": limit_min, "seconds": st.seconds,
+                 "status": st.status}
+        stage.update({k: f() for k, f in extra.items()})
+        record(stage)
+        return stage
+
+    # 1. issue 8: every network trained under the 6 GiB cap at batch 1 float32
+    #    and batch 2 mixed_float16 (step rate and peak memory of each)
+    if args.bench_share > 0:
+        budget = args.bench_share * args.deadline_s
+        run_stage("gpu_bench --no-speed",
+                  bench_cmd("gpu_cap", ["--no-speed", *models, *caps], budget),
+                  timeout=min(budget, left()))
+    # 2. issue 6: the paper profile, as many experiments as the time allows
+    for i, exp in enumerate(experiments):
+        limit = time_limit_minutes(left(), experiments[i:], overhead_s=overhead)
+        if limit is None:
+            record({"stage": f"reproduce {exp}", "limit_min": None, "seconds": None,
+                    "status": SKIPPED})
+            continue
+        run_stage(f"reproduce {exp}",
+                  [sys.executable, "-m", "keras_unets", "reproduce", exp, "--profile", profile,
+                   "--time-limit", f"{limit:g}", "--data", data, "--results", args.results],
+                  timeout=left(), limit_min=limit,
+                  files_packed=lambda: pack_results(args.results, profile,
+                                                    out / f"results-{profile}.tar.gz"))
+    # 3. with time to spare: the uncapped speed matrix (batch 1 and 2, both policies)
+    if args.bench_share > 0 and left() >= 90:
+        run_stage("gpu_bench --no-cap", bench_cmd("gpu_speed", ["--no-cap"], left()),
+                  timeout=left())
     log(f"done in {time.perf_counter() - start:.0f} s; results in {out}")
     failed = [s for s in stages if s["status"] not in (0, SKIPPED)]
     return 1 if failed else 0

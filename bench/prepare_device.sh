@@ -29,6 +29,6 @@ rm -rf .device/isbi2012
 mv .device/isbi2012.part .device/isbi2012
 du -sh wheels .device
 echo "device call:"
-echo "  command:   KERAS_UNETS_GIT_COMMIT=$(git rev-parse HEAD) bash bench/gpu_session.sh --deadline-s 480"
+echo "  command:   KERAS_UNETS_GIT_COMMIT=$(git rev-parse HEAD) bash bench/gpu_session.sh --deadline-s 540"
 echo "  carry:     [\"wheels\", \".device\"]"
-echo "  timeout_s: 530"
+echo "  timeout_s: 590"

@@ -207,12 +207,13 @@ def _git(*args):
 
 
 def _commit():
-    """The checked-out commit: ``git rev-parse HEAD``, else ``$KERAS_UNETS_GIT_COMMIT``.
+    """``$KERAS_UNETS_GIT_COMMIT`` if set, else the checked-out commit (``git rev-parse HEAD``).
 
-    The variable is for copies of the work tree without ``.git`` (a device
-    machine's), where the caller names the commit it sent.
+    The variable is for copies of the work tree sent elsewhere (a device
+    machine's), where the caller names the commit it sent: such a copy may
+    carry no ``.git``, or one older than the tree (the first lease's did).
     """
-    return _git("rev-parse", "HEAD") or os.environ.get("KERAS_UNETS_GIT_COMMIT") or None
+    return os.environ.get("KERAS_UNETS_GIT_COMMIT") or _git("rev-parse", "HEAD") or None
 
 
 def _cpu_model():
@@ -250,7 +251,11 @@ def machine_description(gpu=None):
 
 
 def _git_dirty():
-    """Uncommitted changes to tracked files outside results/ (None: not a git checkout)."""
+    """Uncommitted changes to tracked files outside results/ (None: not a git checkout,
+    or ``$KERAS_UNETS_GIT_COMMIT`` names the commit and git's answer would be about another).
+    """
+    if os.environ.get("KERAS_UNETS_GIT_COMMIT"):
+        return None
     # results/ holds the outputs being (re)written: not a code change
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ":/",
                   ":(exclude,top)results")

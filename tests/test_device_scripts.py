@@ -30,19 +30,24 @@ def _load(name):
 session = _load("gpu_session")
 
 
-def test_parallel_time_limits_give_each_experiment_the_whole_window():
-    # 600 s, 120 s overhead: 480 s of training for each experiment's arms in
-    # turn: UNet 3+ one arm (8 min), UNet++ two (4 min each), U-Net 1 + 1/3
-    # (6 min for the full-resolution arm, Table I's half arm a third of it)
-    assert session.parallel_time_limits(600, ["unet3p", "unetpp", "unet"], overhead_s=120) == {
-        "unet3p": 8.0, "unetpp": 4.0, "unet": 6.0}
-    assert session.parallel_time_limits(200, ["holdout"], overhead_s=20) == {"holdout": 1.0}
-    # under half a minute per arm: skipped (None); the others keep theirs
-    assert session.parallel_time_limits(110, ["unet3p", "unetpp"], overhead_s=60) == {
-        "unet3p": 0.83, "unetpp": None}
-    assert session.parallel_time_limits(100, [], overhead_s=0) == {}
+def test_time_limit_shares_the_time_left_in_proportion_to_the_arms():
+    # 600 s, 3 experiments at 60 s overhead each: 420 s of training over
+    # 1 + 2 + 4/3 arms -> 96.9 s = 1.62 min per arm
+    assert session.time_limit_minutes(600, ["unet3p", "unetpp", "unet"],
+                                      overhead_s=60) == 1.62
+    # the last experiment alone gets all that is left (U-Net: 4/3 of an arm)
+    assert session.time_limit_minutes(200, ["unet"], overhead_s=40) == 2.0
+    # 250 s do not fit all three at 0.5 min per arm (100 s / 4.33 arms = 0.38
+    # min): U-Net is dropped from the plan, UNet 3+ and UNet++ share 150 s
+    assert session.time_limit_minutes(250, ["unet3p", "unetpp", "unet"],
+                                      overhead_s=50) == 0.83
+    assert session.time_limit_minutes(130, ["unet3p", "unetpp", "unet"],
+                                      overhead_s=50) == 1.33  # UNet 3+ alone
+    # under half a minute per arm even alone: skip (None)
+    assert session.time_limit_minutes(100, ["unetpp"], overhead_s=60) is None
+    assert session.time_limit_minutes(100, [], overhead_s=0) is None
     with pytest.raises(ValueError, match=r"Unknown experiment\(s\) \['unet4'\].*Received"):
-        session.parallel_time_limits(600, ["unet3p", "unet4"], overhead_s=0)
+        session.time_limit_minutes(600, ["unet3p", "unet4"], overhead_s=0)
 
 
 def test_pack_results_leaves_out_checkpoints_and_writes_atomically(tmp_path):
@@ -62,15 +67,22 @@ def test_pack_results_leaves_out_checkpoints_and_writes_atomically(tmp_path):
     assert not (tmp_path / "q.tar.gz").exists()
 
 
-def test_run_kills_the_whole_process_group_on_timeout(tmp_path):
-    """A stage past its timeout is killed with its children (gpu_bench's workers)."""
+def _finish(stage):
+    while stage.poll(time.perf_counter()) is None:
+        time.sleep(0.1)
+    return stage
+
+
+def test_stage_kills_the_whole_process_group_at_its_limit(tmp_path):
+    """A stage past its limit is killed with its children (gpu_bench's workers)."""
     marker = tmp_path / "child.pid"
     child = ("import subprocess, sys, time; "
              "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
              f"open({str(marker)!r}, 'w').write(str(p.pid)); time.sleep(60)")
-    status, secs = session._run([sys.executable, "-c", child], timeout=3, env=dict(os.environ),
-                                log=lambda m: None)
-    assert status == "timeout" and secs < 30
+    st = _finish(session.Stage("sleepy", [sys.executable, "-c", child], env=dict(os.environ),
+                               log_path=tmp_path / "logs" / "01.log",
+                               kill_at=time.perf_counter() + 3))
+    assert st.status == "timeout" and st.seconds < 30
     pid = int(marker.read_text())
     for _ in range(50):  # the grandchild is gone (reaped by init, or a zombie at most)
         try:
@@ -83,8 +95,11 @@ def test_run_kills_the_whole_process_group_on_timeout(tmp_path):
         time.sleep(0.1)
     else:
         raise AssertionError(f"grandchild {pid} still running")
-    assert session._run([sys.executable, "-c", "raise SystemExit(3)"], timeout=30,
-                        env=dict(os.environ), log=lambda m: None)[0] == 3
+    st = _finish(session.Stage("exit3", [sys.executable, "-c", "print('bye'); raise SystemExit(3)"],
+                               env=dict(os.environ), log_path=tmp_path / "logs" / "02.log",
+                               kill_at=time.perf_counter() + 60))
+    assert st.status == 3 and st.tail().splitlines() == [f"$ {sys.executable} -c print('bye'); "
+                                                         "raise SystemExit(3)", "bye"]
 
 
 def test_gpu_bench_cap_configs_parse_and_reject():
@@ -125,11 +140,7 @@ def small_data(tmp_path, isbi_dir):
 
 
 def test_tiny_session_end_to_end_on_cpu(tmp_path, small_data):
-    """bash bench/gpu_session.sh --tiny: what a device lease would run, on the CPU.
-
-    The capped benchmark (two configurations at once) and two reproduce
-    experiments run at the same time, as on the device.
-    """
+    """bash bench/gpu_session.sh --tiny: what a device lease would run, on the CPU."""
     pytest.importorskip("jax")
     out, results = tmp_path / "out", tmp_path / "results"
     no_wheels = tmp_path / "no-wheels"  # this Python has Keras; wheels/ may hold the device's
@@ -137,51 +148,38 @@ def test_tiny_session_end_to_end_on_cpu(tmp_path, small_data):
     env = dict(os.environ, PYTHON=sys.executable, OUT=str(out), DEVICE_WHEELS=str(no_wheels),
                KERAS_UNETS_GIT_COMMIT="0123abc")
     proc = subprocess.run(
-        ["bash", str(ROOT / "bench" / "gpu_session.sh"), "--tiny", "--deadline-s", "400",
-         "--experiments", "unet3p,unetpp", "--cap-configs", "1:float32,2:float32",
-         "--data", str(small_data), "--results", str(results)],
+        ["bash", str(ROOT / "bench" / "gpu_session.sh"), "--tiny", "--deadline-s", "300",
+         "--experiments", "unet3p", "--data", str(small_data), "--results", str(results)],
         env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     md = (out / "session.md").read_text()
     assert "| gpu_bench --no-speed | – |" in md and "| 0 |" in md
-    assert "profile smoke" in md and "at the same time" in md
+    assert "profile smoke" in md and "commit 0123abc" in md
     log = (out / "session.log").read_text()  # the wrapper's tee
     assert "gpu_session: done in" in log
-    stages = {s["stage"]: s for s in (json.loads(line.split("gpu_session: ", 1)[1])
-                                      for line in log.splitlines()
-                                      if line.startswith('gpu_session: {"stage": '))}
-    assert {"gpu_bench --no-speed", "reproduce unet3p", "reproduce unetpp",
-            "reproduce summary"} <= set(stages)
-    assert all(s["status"] == 0 for s in stages.values()), stages
-    # the capped benchmark ran both configurations at once, kept in their order
+    stages = [json.loads(line.split("gpu_session: ", 1)[1]) for line in log.splitlines()
+              if line.startswith('gpu_session: {"stage": ')]
+    # one stage after the other, in the planned order
+    assert [s["stage"] for s in stages][:2] == ["gpu_bench --no-speed", "reproduce unet3p"]
+    # the capped benchmark ran (tiny: batch 1, float32)
     cap = json.loads((out / "gpu_cap" / "gpu_bench.json").read_text())
-    assert cap["speed"] == [] and cap["meta"]["cap_jobs"] == 2
-    assert [(r["batch"], r["policy"], r["status"], r["concurrent"]) for r in cap["cap"]] == [
-        (1, "float32", "ok", 2), (2, "float32", "ok", 2)]
-    assert "2 configurations ran at once" in (out / "gpu_cap" / "gpu_bench.md").read_text()
-    # the stages overlapped in time: together they took longer than the session
-    total = float(log.split("gpu_session: done in ", 1)[1].split(" s;")[0])
-    assert sum(stages[s]["seconds"] for s in ("gpu_bench --no-speed", "reproduce unet3p",
-                                             "reproduce unetpp")) > total
-    # each limit reached its run, the results were packed, SUMMARY has both
-    for exp in ("unet3p", "unetpp"):
-        assert stages[f"reproduce {exp}"]["limit_min"] >= 0.5
-        metrics = json.loads((results / "smoke" / exp / "metrics.json").read_text())
-        arm = metrics["arms"]["main" if exp == "unet3p" else "ds"]
-        assert arm["time_limit_minutes"] == stages[f"reproduce {exp}"]["limit_min"]
-        assert metrics["provenance"]["versions"]["keras_backend"] == "jax"
-        assert metrics["provenance"]["command"].startswith(
-            f"python -m keras_unets reproduce {exp}")
-    summary = (results / "smoke" / "SUMMARY.md").read_text()
-    assert "UNet++" in summary and "UNet 3+" in summary
+    assert cap["speed"] == [] and [(r["batch"], r["policy"], r["status"])
+                                   for r in cap["cap"]] == [(1, "float32", "ok")]
+    # the reproduce stage: its limit reached the run, its results were packed
+    stage = stages[1]
+    assert stage["status"] == 0 and stage["limit_min"] >= 0.5 and stage["files_packed"] > 0
+    metrics = json.loads((results / "smoke" / "unet3p" / "metrics.json").read_text())
+    assert metrics["arms"]["main"]["time_limit_minutes"] == stage["limit_min"]
+    assert metrics["provenance"]["versions"]["keras_backend"] == "jax"
+    assert metrics["provenance"]["command"].startswith("python -m keras_unets reproduce unet3p")
+    assert metrics["provenance"]["git_commit"] == "0123abc"  # the variable names what was sent
     with tarfile.open(out / "results-smoke.tar.gz") as tar:
         names = tar.getnames()
-    assert {"smoke/unet3p/metrics.json", "smoke/unetpp/metrics.json",
-            "smoke/SUMMARY.md"} <= set(names)
+    assert "smoke/unet3p/metrics.json" in names and "smoke/SUMMARY.md" in names
     assert not [n for n in names if "/runs/" in n or ".tmp-" in n]
     # every stage's own output, in one archive
     with tarfile.open(out / "logs.tar.gz") as tar:
         logs = {n: tar.extractfile(n).read().decode() for n in tar.getnames()}
-    assert len(logs) == 4 and any("reproduce unetpp" in t for t in logs.values())
+    assert len(logs) == len(stages) and any("reproduce unet3p" in t for t in logs.values())
     # at most 8 files come back from a device call
     assert len([f for f in out.rglob("*") if f.is_file()]) <= 8

@@ -83,6 +83,14 @@ def test_provenance_record():
     assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
 
 
+def test_provenance_commit_named_by_the_variable_wins_over_git(monkeypatch):
+    """A device copy of the tree may carry an older .git (the first lease's did):
+    the commit the caller names is recorded, and no dirty flag about another commit."""
+    monkeypatch.setenv("KERAS_UNETS_GIT_COMMIT", "5350ca3b0d5d")
+    prov = rep.provenance("cmd")
+    assert prov["git_commit"] == "5350ca3b0d5d" and prov["git_dirty"] is None
+
+
 # ---------------------------------------------------------------------------
 # Profile choice
 # ---------------------------------------------------------------------------
