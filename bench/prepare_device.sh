@@ -28,6 +28,10 @@ fi
 rm -rf .device/isbi2012
 mv .device/isbi2012.part .device/isbi2012
 du -sh wheels .device
+if ! git diff --quiet HEAD -- . ':(exclude)results'; then
+    echo "prepare_device.sh: WARNING: uncommitted changes. The call names HEAD's commit," \
+         "and the device runs the work tree: commit first, so the two agree." >&2
+fi
 echo "device call:"
 echo "  command:   KERAS_UNETS_GIT_COMMIT=$(git rev-parse HEAD) bash bench/gpu_session.sh --deadline-s 540"
 echo "  carry:     [\"wheels\", \".device\"]"
