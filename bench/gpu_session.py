@@ -143,8 +143,8 @@ def _kill_group(proc):
 class Stage:
     """One command running in its own process group, its output in its own log."""
 
-    def __init__(self, name, cmd, *, env, log_path, kill_at, limit_min=None):
-        self.name, self.limit_min, self.kill_at = name, limit_min, kill_at
+    def __init__(self, name, cmd, *, env, log_path, kill_at):
+        self.name, self.kill_at = name, kill_at
         self.log_path = Path(log_path)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.log_path, "w")
@@ -234,11 +234,11 @@ def main(argv=None):
                q for q in os.environ.get("PYTHONPATH", "").split(os.pathsep) if q])}
     env.pop("XLA_PYTHON_CLIENT_MEM_FRACTION", None)  # gpu_bench sets its cap itself
     from keras_unets.io import atomic_write_text
-    from keras_unets.reproduce import _commit
+    from keras_unets.reproduce import _code_state
 
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "deadline_s": args.deadline_s, "profile": profile, "data": data,
-            "commit": _commit()}
+            "commit": _code_state()["git_commit"]}
     stages = []
     reserve = 10.0  # packing, session.md
     end = start + args.deadline_s - reserve
@@ -272,7 +272,7 @@ def main(argv=None):
         log(f"start {name} (limit {timeout:.0f} s): $ {' '.join(str(c) for c in cmd)}")
         log_name = f"{next(counter):02d}-{name.replace(' ', '_').replace('-', '')}.log"
         st = Stage(name, cmd, env=env, log_path=logs / log_name,
-                   kill_at=time.perf_counter() + max(1.0, timeout), limit_min=limit_min)
+                   kill_at=time.perf_counter() + max(1.0, timeout))
         while st.poll(time.perf_counter()) is None:
             time.sleep(0.5)
         if st.status != 0:

@@ -206,16 +206,6 @@ def _git(*args):
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def _commit():
-    """``$KERAS_UNETS_GIT_COMMIT`` if set, else the checked-out commit (``git rev-parse HEAD``).
-
-    The variable is for copies of the work tree sent elsewhere (a device
-    machine's), where the caller names the commit it sent: such a copy may
-    carry no ``.git``, or one older than the tree (the first lease's did).
-    """
-    return os.environ.get("KERAS_UNETS_GIT_COMMIT") or _git("rev-parse", "HEAD") or None
-
-
 def _cpu_model():
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -251,15 +241,26 @@ def machine_description(gpu=None):
 
 
 def _git_dirty():
-    """Uncommitted changes to tracked files outside results/ (None: not a git checkout,
-    or ``$KERAS_UNETS_GIT_COMMIT`` names the commit and git's answer would be about another).
-    """
-    if os.environ.get("KERAS_UNETS_GIT_COMMIT"):
-        return None
+    """Uncommitted changes to tracked files outside results/ (None: not a git checkout)."""
     # results/ holds the outputs being (re)written: not a code change
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ":/",
                   ":(exclude,top)results")
     return bool(status) if status is not None else None
+
+
+def _code_state():
+    """The code that produces a result: ``{"git_commit": ..., "git_dirty": ...}``.
+
+    ``$KERAS_UNETS_GIT_COMMIT``, if set, names the commit, and git is not
+    asked (``git_dirty`` None): it is for copies of the work tree sent
+    elsewhere (a device machine's), where the caller names the commit it
+    sent; such a copy may carry no ``.git``, or one older than the tree (the
+    first lease's did). Else ``git rev-parse HEAD`` and :func:`_git_dirty`.
+    """
+    named = os.environ.get("KERAS_UNETS_GIT_COMMIT")
+    if named:
+        return {"git_commit": named, "git_dirty": None}
+    return {"git_commit": _git("rev-parse", "HEAD") or None, "git_dirty": _git_dirty()}
 
 
 def provenance(command=None):
@@ -274,8 +275,7 @@ def provenance(command=None):
         "command": command,
         "cwd": os.getcwd(),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "git_commit": _commit(),
-        "git_dirty": _git_dirty(),
+        **_code_state(),
         "versions": {
             "python": platform.python_version(),
             "keras_unets": _version("keras-unets"),
@@ -653,8 +653,7 @@ def train_arm(exp_dir, arm, model_name, *, profile, data_dir=None, log=print, se
         "machine": machine_description(),
         "keras_backend": keras_backend(),
         # the code that trained it (evaluation may be re-run by later commits)
-        "git_commit": _commit(),
-        "git_dirty": _git_dirty(),
+        **_code_state(),
     }
     atomic_write_json(marker, summary)
     return summary
