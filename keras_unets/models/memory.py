@@ -3,6 +3,15 @@
 The report trained its U-Net on a 6 GB GTX 1060 and had to use batch 1 for
 UNet++; :func:`estimate_training_memory` tells, before training, whether a
 configuration can fit such a card.
+
+Two figures:
+
+* :func:`estimate_training_memory`, on any backend: a count of the tensors
+  (weights, gradients, optimizer state, every layer output).
+* :func:`compiled_training_memory`, on the JAX backend: XLA's own buffer
+  assignment for one compiled training step on the device JAX would use
+  (``jax.stages.Compiled.memory_analysis``): what the step's buffers need,
+  without the allocator's pool, autotuning scratch or the CUDA context.
 """
 import math
 
@@ -19,6 +28,15 @@ OPTIMIZER_SLOTS = {
 POLICY_ACTIVATION_BYTES = {
     "float32": 4, "mixed_float16": 2, "mixed_bfloat16": 2, "float16": 2,
     "bfloat16": 2, "float64": 8,
+}
+
+#: Keras optimizers for the names of :data:`OPTIMIZER_SLOTS` (SGD "momentum"
+#: and "sgd" with momentum 0.9, as the report's UNet++).
+_OPTIMIZERS = {
+    "adam": ("Adam", {}), "adamw": ("AdamW", {}), "nadam": ("Nadam", {}),
+    "adamax": ("Adamax", {}), "lion": ("Lion", {}), "rmsprop": ("RMSprop", {}),
+    "adagrad": ("Adagrad", {}), "sgd": ("SGD", {"momentum": 0.9}),
+    "momentum": ("SGD", {"momentum": 0.9}), "sgd_nomomentum": ("SGD", {}),
 }
 
 GIB = 1024 ** 3
@@ -40,9 +58,14 @@ def estimate_training_memory(model, batch_size=1, optimizer="adam",
     * ``activations``: the sum of every layer's output sizes (all outputs of
       every layer, times ``batch_size``), at 4 bytes (float32) or 2 bytes
       (``mixed_float16`` / ``mixed_bfloat16``). These are the tensors that
-      back-propagation keeps. It is an upper-ish estimate: an in-place ReLU or
-      a dropout mask may be cheaper, XLA may fuse or rematerialise, while
-      convolution workspaces and allocator fragmentation are not counted.
+      back-propagation keeps. XLA fuses some of them away but adds the
+      backward pass's temporaries, and convolution workspaces and allocator
+      fragmentation are not counted: measured (``bench/bench_memory.py``, XLA
+      on a CPU, float32, 512 x 512), XLA's buffers for the step were 1.00x
+      this estimate for UNet 3+, 1.33x for the report's U-Net and 1.46x for
+      UNet++ with deep supervision; on an H200 capped at 6 GiB, that UNet++
+      peaked at 2.2x (BENCHMARKS.md). Treat it as a lower bound, and ask
+      XLA (:func:`compiled_training_memory`) when the margin is thin.
 
     Args:
         model: a built ``keras.Model`` whose layers have fully known output
@@ -101,6 +124,110 @@ def estimate_training_memory(model, batch_size=1, optimizer="adam",
         "activations": int(activations),
         "total": int(total),
     }
+
+
+def compiled_training_memory(model, batch_size=1, optimizer="adam"):
+    """XLA's buffer assignment for one training step of ``model`` (JAX backend).
+
+    The step is the one Keras' JAX trainer compiles for ``fit``: a forward
+    pass in training mode (``model.stateless_call``), binary cross-entropy
+    summed over the outputs, its gradient, and the optimizer update
+    (``optimizer.stateless_apply``), jitted with the model and optimizer
+    state donated. It is lowered on abstract shapes (nothing is allocated)
+    and compiled for JAX's default device, and the compiled executable's
+    ``memory_analysis()`` is read: what its buffers need on that device.
+    Not counted: the allocator's pool and fragmentation, the scratch that
+    convolution autotuning asks for at compile time, the CUDA context. The
+    model's own dtype policy applies (build it under ``mixed_float16`` to
+    measure mixed precision).
+
+    The figure depends on the compiler: XLA on a CPU fuses and schedules
+    differently from XLA on a GPU (and, on a CPU, may compute float16
+    convolutions in float32), so compile on the device the question is
+    about.
+
+    Args:
+        model: a built ``keras.Model`` with a fixed input shape.
+        batch_size: training batch size (>= 1).
+        optimizer: a name in :data:`OPTIMIZER_SLOTS` except ``"none"``.
+
+    Returns:
+        dict: ``arguments``, ``outputs``, ``aliased`` (outputs written into
+        donated arguments), ``temp`` and ``total`` (= arguments + outputs -
+        aliased + temp) in bytes, and ``platform`` / ``device`` (where it was
+        compiled).
+
+    Raises:
+        RuntimeError: the Keras backend is not JAX.
+        ValueError: a bad ``batch_size`` or ``optimizer``, or a model input of
+            unknown size.
+    """
+    backend = keras.backend.backend()
+    if backend != "jax":
+        raise RuntimeError(
+            "compiled_training_memory needs the JAX backend (it compiles the step "
+            "with XLA through jax.jit): set KERAS_BACKEND=jax before Keras is "
+            f"imported. Received: backend {backend!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be an int >= 1. Received: batch_size={batch_size!r}")
+    opt_name = str(optimizer).lower()
+    if opt_name not in _OPTIMIZERS:
+        raise ValueError(f"`optimizer` must be one of {sorted(_OPTIMIZERS)}. "
+                         f"Received: optimizer={optimizer!r}")
+    in_shape = tuple(model.input_shape)[1:]
+    if any(d is None for d in in_shape):
+        raise ValueError(f"The model's input has an unknown size {tuple(model.input_shape)}; "
+                         "build it with a fixed input_shape, e.g. (512, 512, 1). "
+                         f"Received: model={model.name!r}")
+    import jax
+
+    cls_name, kwargs = _OPTIMIZERS[opt_name]
+    opt = getattr(keras.optimizers, cls_name)(learning_rate=1e-4, **kwargs)
+    opt.build(model.trainable_variables)
+    out_shapes = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
+
+    def loss_fn(trainable, non_trainable, x, ys):
+        preds, non_trainable = model.stateless_call(trainable, non_trainable, x, training=True)
+        preds = keras.tree.flatten(preds)
+        loss = 0.0
+        for y, p in zip(ys, preds):
+            p = keras.ops.cast(p, "float32")
+            loss = loss + keras.ops.mean(keras.losses.binary_crossentropy(y, p))
+        return loss, non_trainable
+
+    def step(trainable, non_trainable, opt_vars, x, ys):
+        (loss, non_trainable), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            trainable, non_trainable, x, ys)
+        trainable, opt_vars = opt.stateless_apply(opt_vars, grads, trainable)
+        return loss, trainable, non_trainable, opt_vars
+
+    def spec(v):
+        return jax.ShapeDtypeStruct(tuple(v.shape), v.dtype)
+
+    args = (
+        [spec(v.value) for v in model.trainable_variables],
+        [spec(v.value) for v in model.non_trainable_variables],
+        [spec(v.value) for v in opt.variables],
+        jax.ShapeDtypeStruct((batch_size,) + in_shape, "float32"),
+        [jax.ShapeDtypeStruct((batch_size,) + tuple(s)[1:], "float32") for s in out_shapes],
+    )
+    compiled = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*args).compile()
+    stats = compiled.memory_analysis()
+    device = jax.devices()[0]
+    if stats is None:
+        raise RuntimeError(f"XLA gave no memory analysis for the compiled step on "
+                           f"{device.platform!r} ({device}); estimate_training_memory "
+                           "works on every backend.")
+    out = {
+        "arguments": int(stats.argument_size_in_bytes),
+        "outputs": int(stats.output_size_in_bytes),
+        "aliased": int(stats.alias_size_in_bytes),
+        "temp": int(stats.temp_size_in_bytes),
+    }
+    out["total"] = out["arguments"] + out["outputs"] - out["aliased"] + out["temp"]
+    out["platform"] = device.platform
+    out["device"] = getattr(device, "device_kind", str(device))
+    return out
 
 
 def format_bytes(n):
