@@ -116,3 +116,58 @@ class BilinearUpSampling2D(keras.layers.UpSampling2D):
         if self.data_format == "channels_first":
             x = ops.transpose(x, (0, 3, 1, 2))
         return x
+
+
+@keras.saving.register_keras_serializable(package="keras_unets")
+class UpsampleConv2D(keras.layers.Conv2D):
+    """Bilinear up-sampling by an integer factor, then a ``Conv2D``, in one layer.
+
+    ``UpsampleConv2D(filters, 3, upsample=f)`` computes what
+    ``BilinearUpSampling2D(f)`` followed by ``Conv2D(filters, 3)`` computes,
+    with the same weights (``kernel``, ``bias``): UNet 3+'s full-scale skip
+    from a deeper decoder map in the paper's order (Huang et al., ICASSP
+    2020, section 2.1: up-sample, then a 3x3 conv to 64 channels).
+
+    ``remat=True`` is why it exists. The up-sampled map is ``f**2`` times the
+    input, at the input's channel count (up to 1024 channels at 16x for
+    X_En^5 in UNet 3+), and the conv's weight gradient needs it, so autodiff
+    keeps it for the backward pass. Under ``keras.remat`` (gradient
+    checkpointing, Chen et al. 2016, "Training Deep Nets with Sublinear
+    Memory Cost") the layer keeps only its (small) input and recomputes the
+    up-sampling, and the conv, in the backward pass. Same outputs and
+    gradients; less memory for somewhat more compute. JAX, TensorFlow and
+    PyTorch backends (``keras.remat``).
+
+    Args:
+        filters, kernel_size, **kwargs: as ``keras.layers.Conv2D``.
+        upsample: integer up-sampling factor (>= 1) of both spatial axes.
+        remat: recompute instead of storing (see above).
+    """
+
+    def __init__(self, filters, kernel_size, upsample=2, remat=False, **kwargs):
+        if isinstance(upsample, bool) or not isinstance(upsample, int) or upsample < 1:
+            raise ValueError(f"`upsample` must be an int >= 1. Received: upsample={upsample!r}")
+        if not isinstance(remat, bool):
+            raise ValueError(f"`remat` must be True or False. Received: remat={remat!r}")
+        super().__init__(filters, kernel_size, **kwargs)
+        self.upsample = upsample
+        self.remat = remat
+        self._up = BilinearUpSampling2D(upsample, data_format=self.data_format,
+                                        name=f"{self.name}_upsampling")
+
+    def _upsample_conv(self, inputs):
+        return keras.layers.Conv2D.call(self, self._up.call(inputs))
+
+    def call(self, inputs):
+        if self.remat:
+            return keras.remat(self._upsample_conv)(inputs)
+        return self._upsample_conv(inputs)
+
+    def build(self, input_shape):
+        super().build(self._up.compute_output_shape(input_shape))
+
+    def compute_output_shape(self, input_shape):
+        return super().compute_output_shape(self._up.compute_output_shape(input_shape))
+
+    def get_config(self):
+        return {**super().get_config(), "upsample": self.upsample, "remat": self.remat}

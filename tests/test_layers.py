@@ -54,3 +54,55 @@ def test_unet3p_predicts_at_several_sizes(tmp_path):
     np.testing.assert_allclose(loaded.predict_on_batch(x)[0], model.predict_on_batch(x)[0],
                                atol=1e-5)
     assert any(isinstance(layer, BilinearUpSampling2D) for layer in loaded.layers)
+
+
+def _up_then_conv(x_shape, filters, factor):
+    inp = keras.Input(x_shape)
+    y = keras.layers.Conv2D(filters, 3, padding="same")(BilinearUpSampling2D(factor)(inp))
+    return keras.Model(inp, y)
+
+
+@pytest.mark.parametrize("remat", [False, True])
+def test_upsample_conv_equals_upsampling_then_conv(remat):
+    import tensorflow as tf
+
+    from keras_unets.layers import UpsampleConv2D
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 4, 4, 5)).astype("float32")
+    inp = keras.Input((4, 4, 5))
+    fused = keras.Model(inp, UpsampleConv2D(3, 3, upsample=4, remat=remat, padding="same",
+                                            name="uc")(inp))
+    assert fused.output_shape == (None, 16, 16, 3)
+    assert [tuple(w.shape) for w in fused.weights] == [(3, 3, 5, 3), (3,)]
+    ref = _up_then_conv((4, 4, 5), 3, 4)
+    ref.set_weights(fused.get_weights())
+    np.testing.assert_allclose(fused(x), ref(x), atol=1e-5)
+    target = rng.normal(size=(2, 16, 16, 3)).astype("float32")
+    grads = []
+    for model in (fused, ref):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum((model(x) - target) ** 2)
+        grads.append(tape.gradient(loss, model.trainable_variables))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_upsample_conv_serializes_and_rejects_bad_arguments(tmp_path):
+    from keras_unets.layers import UpsampleConv2D
+
+    inp = keras.Input((4, 4, 2))
+    model = keras.Model(inp, UpsampleConv2D(3, 3, upsample=2, remat=True, padding="same",
+                                            name="uc")(inp))
+    path = tmp_path / "uc.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)  # registered: no custom_objects
+    layer = loaded.get_layer("uc")
+    assert isinstance(layer, UpsampleConv2D) and layer.upsample == 2 and layer.remat is True
+    x = np.ones((1, 4, 4, 2), "float32")
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+    for bad in ({"upsample": 0}, {"upsample": 1.5}, {"upsample": True}):
+        with pytest.raises(ValueError, match="`upsample` must be an int >= 1"):
+            UpsampleConv2D(3, 3, **bad)
+    with pytest.raises(ValueError, match="`remat` must be True or False"):
+        UpsampleConv2D(3, 3, remat="yes")

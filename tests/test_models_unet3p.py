@@ -157,3 +157,33 @@ def test_skip_upsampling_after_conv_without_batch_norm_and_unknown_value():
     with pytest.raises(ValueError, match=r"'before_conv', 'after_conv'.*"
                                          r"Received: skip_upsampling='late'"):
         build_unet3p(input_shape=(16, 16, 1), skip_upsampling="late")
+
+
+def test_remat_skips_same_function_and_weights_without_up_layers():
+    kw = dict(input_shape=(32, 32, 1), filters=4, depth=2, cat_channels=3)
+    paper = build_unet3p(**kw)
+    remat = build_unet3p(remat_skips=True, **kw)
+    assert [tuple(w.shape) for w in remat.weights] == [tuple(w.shape) for w in paper.weights]
+    names = {layer.name for layer in remat.layers}
+    assert not any(n.endswith("_up") and "_from_hd" in n for n in names)
+    conv = remat.get_layer("hd1_from_hd3_conv")
+    assert type(conv).__name__ == "UpsampleConv2D" and conv.upsample == 4 and conv.remat
+    remat.set_weights(paper.get_weights())
+    x = np.random.default_rng(1).random((2, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(remat(x, training=False), paper(x, training=False), atol=1e-5)
+    y = (x > 0.5).astype("float32")
+    grads = []
+    for model in (paper, remat):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(keras.losses.binary_crossentropy(y, model(x, training=True)))
+        grads.append(tape.gradient(loss, model.trainable_variables))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_remat_skips_validation():
+    kw = dict(input_shape=(32, 32, 1), filters=4, depth=2)
+    with pytest.raises(ValueError, match="nothing large to recompute"):
+        build_unet3p(skip_upsampling="after_conv", remat_skips=True, **kw)
+    with pytest.raises(ValueError, match="`remat_skips` must be True or False"):
+        build_unet3p(remat_skips=1, **kw)

@@ -8,7 +8,7 @@ work (for example the nearest valid tile size).
 import keras
 from keras import layers
 
-from keras_unets.layers import BilinearUpSampling2D
+from keras_unets.layers import BilinearUpSampling2D, UpsampleConv2D
 
 PADDINGS = ("same", "valid")
 
@@ -335,21 +335,29 @@ def conv_unit(filters, *, name, n_convs=2, kernel_size=3, padding="same",
 
 
 def conv_bn_relu(filters, *, name, kernel_size=3, batch_norm=True,
-                 kernel_initializer="he_normal", bn_momentum=0.99, upsample=1):
-    """One 3x3 conv (with bias) [-> bilinear up-sampling] [-> BN] -> ReLU.
+                 kernel_initializer="he_normal", bn_momentum=0.99, upsample=1,
+                 upsample_first=1, remat=False):
+    """[Bilinear up-sampling ->] one 3x3 conv (with bias) [-> bilinear up-sampling] [-> BN] -> ReLU.
 
     The UNet 3+ skip/fusion unit. With ``upsample > 1`` the conv runs at the
     input's (low) resolution and its output is up-sampled by
     ``BilinearUpSampling2D(upsample)`` (layer ``{name}_up``) before BN and
-    ReLU; see ``build_unet3p(skip_upsampling="after_conv")``.
+    ReLU; see ``build_unet3p(skip_upsampling="after_conv")``. With
+    ``upsample_first > 1`` the input is up-sampled before the conv, inside
+    the conv layer (``UpsampleConv2D``, layer ``{name}_conv``), which
+    recomputes the up-sampled map in the backward pass when ``remat``; see
+    ``build_unet3p(remat_skips=True)``.
     """
 
     def apply(x):
         fused_relu = not batch_norm and upsample == 1
-        x = layers.Conv2D(filters, kernel_size, padding="same",
-                          activation="relu" if fused_relu else None,
-                          kernel_initializer=kernel_initializer,
-                          name=f"{name}_conv")(x)
+        conv_kwargs = dict(padding="same", activation="relu" if fused_relu else None,
+                           kernel_initializer=kernel_initializer, name=f"{name}_conv")
+        if upsample_first > 1:
+            x = UpsampleConv2D(filters, kernel_size, upsample=upsample_first, remat=remat,
+                               **conv_kwargs)(x)
+        else:
+            x = layers.Conv2D(filters, kernel_size, **conv_kwargs)(x)
         if upsample > 1:
             x = BilinearUpSampling2D(upsample, name=f"{name}_up")(x)
         if batch_norm:
