@@ -183,3 +183,18 @@ def test_tiny_session_end_to_end_on_cpu(tmp_path, small_data):
     assert len(logs) == len(stages) and any("reproduce unet3p" in t for t in logs.values())
     # at most 8 files come back from a device call
     assert len([f for f in out.rglob("*") if f.is_file()]) <= 8
+
+
+def test_session_cap_models_all_build():
+    """Every network of the lease's capped stage is a valid spec that builds."""
+    from keras_unets.models import get_model, parse_model_spec
+
+    specs = session.CAP_MODELS.split(",")
+    assert specs[:2] == ["unet_report", "unetpp_ds"] and specs[-1] == "unet3p"
+    for spec in specs:
+        name, kwargs = parse_model_spec(spec)
+        model = get_model(name, input_size=32, filters=4, depth=2, **kwargs)
+        assert model.count_params() > 0, spec
+    remat = get_model("unet3p", input_size=32, filters=4, depth=2,
+                      **parse_model_spec("unet3p:remat_skips=true")[1])
+    assert type(remat.get_layer("hd1_from_hd3_conv")).__name__ == "UpsampleConv2D"

@@ -129,8 +129,8 @@ def estimate_training_memory(model, batch_size=1, optimizer="adam",
 def compiled_training_memory(model, batch_size=1, optimizer="adam"):
     """XLA's buffer assignment for one training step of ``model`` (JAX backend).
 
-    The step is the one Keras' JAX trainer compiles for ``fit``: a forward
-    pass in training mode (``model.stateless_call``), binary cross-entropy
+    The step does what the step Keras' JAX trainer compiles for ``fit``
+    does, without metrics or loss scaling: a forward pass in training mode (``model.stateless_call``), binary cross-entropy
     summed over the outputs, its gradient, and the optimizer update
     (``optimizer.stateless_apply``), jitted with the model and optimizer
     state donated. It is lowered on abstract shapes (nothing is allocated)
