@@ -118,6 +118,7 @@ def test_cli_summary_compiled(jax_result):
     assert text["code"] == 0, text["output"]
     assert "XLA's buffer assignment for one compiled step on cpu" in text["output"]
     assert "by XLA's buffers on cpu" in text["output"]
+    assert "overstates a GPU's mixed-precision need" in text["output"]  # --dtype-policy mixed
     assert text["policy_after"] == "float32"  # --dtype-policy does not leak
 
 

@@ -137,6 +137,9 @@ def summary_cmd(model_name, input_size, batch_size, optimizer, dtype_policy, ove
     if xla is not None:
         basis = (f"by XLA's buffers on {xla['platform']}; add the CUDA context and the "
                  "allocator's slack on a GPU")
+        if xla["platform"] == "cpu" and dtype_policy != "float32":
+            basis += ("; XLA's CPU compiler computes float16 convolutions in float32, so "
+                      "this overstates a GPU's mixed-precision need")
     else:
         basis = ("by the estimate, which counts the tensors only: XLA needed 1.0-1.5x it "
                  "on a CPU in float32, and a GPU capped at 6 GiB peaked at 2.2x it for "
