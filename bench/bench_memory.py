@@ -69,13 +69,17 @@ def parse_configs(text):
     return out
 
 
-def measure(spec, size, batch, policy, timeout):
-    """Run the worker for one configuration; its result dict, or an error dict."""
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2",
+def run_worker(code, args, backend, timeout):
+    """Run ``code`` in a fresh interpreter with ``KERAS_BACKEND=backend``.
+
+    Returns the JSON of its ``RESULT `` line, or ``{"error": ...}`` with the
+    exit status and the last lines of its output.
+    """
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [sys.executable, "-c", WORKER, spec, str(size), str(batch), policy]
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
+                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
     for line in proc.stdout.splitlines():
@@ -83,6 +87,11 @@ def measure(spec, size, batch, policy, timeout):
             return json.loads(line[len("RESULT "):])
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
     return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+
+
+def measure(spec, size, batch, policy, timeout):
+    """Run the worker for one configuration; its result dict, or an error dict."""
+    return run_worker(WORKER, [spec, size, batch, policy], "jax", timeout)
 
 
 def markdown(rows, meta):

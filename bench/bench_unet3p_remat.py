@@ -20,13 +20,14 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_memory import run_worker  # noqa: E402
 from keras_unets.io import atomic_write_text  # noqa: E402
 
 MIB = 1024 ** 2
@@ -62,21 +63,6 @@ print("RESULT " + json.dumps(compiled_training_memory(model, batch_size=1)))
 """
 
 
-def _run(code, args, backend, timeout):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    try:
-        proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-2:]
-    return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
-
-
 def _has_jax():
     import importlib.util
 
@@ -106,8 +92,8 @@ def main(argv=None):
     results = []
     for size in sizes:
         for remat in (0, 1):
-            tf_res = _run(TF_WORKER, [remat, size, args.steps], "tensorflow", args.timeout)
-            jax_res = (_run(JAX_WORKER, [remat, size], "jax", args.timeout) if jax_ok
+            tf_res = run_worker(TF_WORKER, [remat, size, args.steps], "tensorflow", args.timeout)
+            jax_res = (run_worker(JAX_WORKER, [remat, size], "jax", args.timeout) if jax_ok
                        else {"error": "JAX not installed"})
             results.append({"size": size, "remat_skips": bool(remat), "tensorflow": tf_res,
                             "jax": jax_res})
