@@ -186,15 +186,14 @@ def _markdown(meta, stages):
 
 
 #: Networks of the capped stage, in order (batch 1 float32 of every one runs
-#: before any batch 2 run). The UNet 3+ with its skips convolved before
-#: up-sampling needs 4.2 GiB by XLA's CPU buffer assignment, the paper's
-#: order 6.6 GiB (bench/bench_memory.py): the first is the likelier to fit.
-#: Then the paper's order with its up-sampled skips recomputed in the
-#: backward pass (remat_skips: 1.1 GiB less peak memory under TensorFlow on
-#: the CPU; no change in XLA's CPU buffers, bench/bench_unet3p_remat.py),
-#: then the paper's order as it is.
-CAP_MODELS = ("unet_report,unetpp_ds,unet3p:skip_upsampling=after_conv,"
-              "unet3p:remat_skips=true,unet3p")
+#: before any batch 2 run). UNet 3+ first as the paper profile builds it
+#: (factorize_skips: the paper's function without its up-sampled maps,
+#: 4.3 GiB by XLA's CPU buffer assignment), then as the paper writes it
+#: (6.6 GiB on the CPU: likely over the cap), then the two other low-memory
+#: forms (remat_skips, the same function, 5.8 GiB; skip_upsampling=after_conv,
+#: a different function, 4.2 GiB; bench/bench_memory.py).
+CAP_MODELS = ("unet_report,unetpp_ds,unet3p:factorize_skips=true,unet3p,"
+              "unet3p:remat_skips=true,unet3p:skip_upsampling=after_conv")
 
 
 def main(argv=None):

@@ -78,6 +78,29 @@ def _upsample_axis(x, factor, axis):
     return ops.reshape(y, (-1, shape[1], shape[2] * factor, shape[3]))
 
 
+def _shifted_upsampling_matrix(n, factor, shift, dtype):
+    """``(n * factor, n)`` matrix of bilinear up-sampling by ``factor``, rows moved by ``shift``.
+
+    Row ``o`` holds the weights of output index ``o + shift`` over the ``n``
+    source indices (half-pixel centres, edges clamped, as
+    :func:`_upsample_axis`), or zeros where ``o + shift`` falls outside the
+    output: the zero padding of a 'same' convolution. ``n`` may be a tensor
+    (unknown size).
+    """
+    size = n * factor
+    o = ops.arange(size) + shift
+    inside = ops.cast(ops.logical_and(o >= 0, o < size), "float32")
+    src = (ops.cast(o, "float32") + 0.5) / factor - 0.5
+    first = ops.floor(src)
+    frac = src - first
+    first = ops.cast(first, "int32")
+    idx = ops.arange(n)
+    lo = ops.cast(ops.equal(ops.clip(first, 0, n - 1)[:, None], idx[None, :]), "float32")
+    hi = ops.cast(ops.equal(ops.clip(first + 1, 0, n - 1)[:, None], idx[None, :]), "float32")
+    weights = (lo * (1.0 - frac)[:, None] + hi * frac[:, None]) * inside[:, None]
+    return ops.cast(weights, dtype)
+
+
 @keras.saving.register_keras_serializable(package="keras_unets")
 class BilinearUpSampling2D(keras.layers.UpSampling2D):
     """``UpSampling2D(interpolation="bilinear")`` that works at any input size.
@@ -126,39 +149,103 @@ class UpsampleConv2D(keras.layers.Conv2D):
     ``BilinearUpSampling2D(f)`` followed by ``Conv2D(filters, 3)`` computes,
     with the same weights (``kernel``, ``bias``): UNet 3+'s full-scale skip
     from a deeper decoder map in the paper's order (Huang et al., ICASSP
-    2020, section 2.1: up-sample, then a 3x3 conv to 64 channels).
+    2020, section 2.1: up-sample, then a 3x3 conv to 64 channels). The
+    up-sampled map is ``f**2`` times the input, at the input's channel count
+    (up to 1024 channels at 16x for X_En^5 in UNet 3+); two ways to avoid
+    paying for it:
 
-    ``remat=True`` is why it exists. The up-sampled map is ``f**2`` times the
-    input, at the input's channel count (up to 1024 channels at 16x for
-    X_En^5 in UNet 3+), and the conv's weight gradient needs it, so autodiff
-    keeps it for the backward pass. Under ``keras.remat`` (gradient
-    checkpointing, Chen et al. 2016, "Training Deep Nets with Sublinear
-    Memory Cost") the layer keeps only its (small) input and recomputes the
-    up-sampling, and the conv, in the backward pass. Same outputs and
-    gradients; less memory for somewhat more compute. JAX, TensorFlow and
-    PyTorch backends (``keras.remat``).
+    * ``factorized=True`` computes the same function without ever forming
+      the up-sampled input. Up-sampling acts on each channel alone and the
+      conv mixes channels at each kernel offset, so the two commute: with
+      ``W_o`` the kernel's ``cin x filters`` matrix at offset ``o`` and
+      ``U`` the up-sampling, ``conv(U x, W) = sum_o shift_o(U(x W_o))``,
+      zero padding included. The layer applies all ``W_o`` at once as a
+      1x1 conv at the input's (low) resolution; up-sampling is separable
+      (``U z = A z B^T`` per channel), and so is a shift, so the sum over
+      offsets is two contractions with the shifted up-sampling matrices of
+      the rows and of the columns. The only full-resolution tensor is the
+      ``filters``-wide output, and the channel mixing runs on ``f**2``
+      times fewer pixels. Same weights and outputs (to float rounding);
+      odd kernel sizes, stride 1, no dilation, ``padding="same"``,
+      ``channels_last``.
+    * ``remat=True`` keeps the direct computation under ``keras.remat``
+      (gradient checkpointing, Chen et al. 2016, "Training Deep Nets with
+      Sublinear Memory Cost"): the layer keeps only its (small) input and
+      recomputes the up-sampling in the backward pass instead of storing it.
 
     Args:
         filters, kernel_size, **kwargs: as ``keras.layers.Conv2D``.
         upsample: integer up-sampling factor (>= 1) of both spatial axes.
         remat: recompute instead of storing (see above).
+        factorized: the commuted computation (see above); not with ``remat``.
     """
 
-    def __init__(self, filters, kernel_size, upsample=2, remat=False, **kwargs):
+    def __init__(self, filters, kernel_size, upsample=2, remat=False, factorized=False,
+                 **kwargs):
         if isinstance(upsample, bool) or not isinstance(upsample, int) or upsample < 1:
             raise ValueError(f"`upsample` must be an int >= 1. Received: upsample={upsample!r}")
-        if not isinstance(remat, bool):
-            raise ValueError(f"`remat` must be True or False. Received: remat={remat!r}")
+        for arg, value in (("remat", remat), ("factorized", factorized)):
+            if not isinstance(value, bool):
+                raise ValueError(f"`{arg}` must be True or False. Received: {arg}={value!r}")
+        if remat and factorized:
+            raise ValueError("`remat` and `factorized` are two ways to avoid storing the "
+                             "up-sampled map; choose one (factorized never forms it). "
+                             "Received: remat=True, factorized=True")
         super().__init__(filters, kernel_size, **kwargs)
+        if factorized:
+            problems = []
+            if any(k % 2 == 0 for k in self.kernel_size):
+                problems.append(f"kernel_size={self.kernel_size} (odd sizes only)")
+            if tuple(self.strides) != (1, 1):
+                problems.append(f"strides={self.strides} (1 only)")
+            if tuple(self.dilation_rate) != (1, 1):
+                problems.append(f"dilation_rate={self.dilation_rate} (1 only)")
+            if self.padding != "same":
+                problems.append(f"padding={self.padding!r} ('same' only)")
+            if self.data_format != "channels_last":
+                problems.append(f"data_format={self.data_format!r} ('channels_last' only)")
+            if self.groups != 1:
+                problems.append(f"groups={self.groups} (1 only)")
+            if problems:
+                raise ValueError("`factorized=True` supports a plain 'same' convolution. "
+                                 "Received: " + ", ".join(problems))
         self.upsample = upsample
         self.remat = remat
+        self.factorized = factorized
         self._up = BilinearUpSampling2D(upsample, data_format=self.data_format,
                                         name=f"{self.name}_upsampling")
 
     def _upsample_conv(self, inputs):
         return keras.layers.Conv2D.call(self, self._up.call(inputs))
 
+    def _factorized_call(self, inputs):
+        kh, kw = self.kernel_size
+        cin, cout, f = self.kernel.shape[2], self.filters, self.upsample
+        # every W_o at once: a 1x1 conv with kh * kw * cout outputs, offset-major
+        mix = ops.reshape(ops.transpose(self.kernel, (2, 0, 1, 3)), (1, 1, cin, kh * kw * cout))
+        y = ops.conv(inputs, mix, strides=1, padding="valid", data_format="channels_last")
+        shape = ops.shape(y)
+        h, w = shape[1], shape[2]
+        y = ops.reshape(y, (-1, h, w, kh, kw, cout))
+        # shift_o(U z) = A_dy z B_dx^T per channel, with A_dy (B_dx) the
+        # up-sampling matrix of the rows (columns) moved by the offset: the
+        # sum over the kh * kw offsets is two contractions, and the only
+        # full-resolution tensor is the output
+        rows = ops.stack([_shifted_upsampling_matrix(h, f, ky - kh // 2, y.dtype)
+                          for ky in range(kh)])  # (kh, H, h)
+        cols = ops.stack([_shifted_upsampling_matrix(w, f, kx - kw // 2, y.dtype)
+                          for kx in range(kw)])  # (kw, W, w)
+        t = ops.einsum("bhwyxc,xWw->byhWc", y, cols)
+        out = ops.einsum("yHh,byhWc->bHWc", rows, t)
+        if self.use_bias:
+            out = out + self.bias
+        if self.activation is not None:
+            out = self.activation(out)
+        return out
+
     def call(self, inputs):
+        if self.factorized:
+            return self._factorized_call(inputs)
         if self.remat:
             return keras.remat(self._upsample_conv)(inputs)
         return self._upsample_conv(inputs)
@@ -170,4 +257,5 @@ class UpsampleConv2D(keras.layers.Conv2D):
         return super().compute_output_shape(self._up.compute_output_shape(input_shape))
 
     def get_config(self):
-        return {**super().get_config(), "upsample": self.upsample, "remat": self.remat}
+        return {**super().get_config(), "upsample": self.upsample, "remat": self.remat,
+                "factorized": self.factorized}

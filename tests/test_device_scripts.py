@@ -190,11 +190,15 @@ def test_session_cap_models_all_build():
     from keras_unets.models import get_model, parse_model_spec
 
     specs = session.CAP_MODELS.split(",")
-    assert specs[:2] == ["unet_report", "unetpp_ds"] and specs[-1] == "unet3p"
+    # the paper profile's UNet 3+ (factorized) before the paper's order as written
+    assert specs[:4] == ["unet_report", "unetpp_ds", "unet3p:factorize_skips=true", "unet3p"]
     for spec in specs:
         name, kwargs = parse_model_spec(spec)
         model = get_model(name, input_size=32, filters=4, depth=2, **kwargs)
         assert model.count_params() > 0, spec
-    remat = get_model("unet3p", input_size=32, filters=4, depth=2,
-                      **parse_model_spec("unet3p:remat_skips=true")[1])
-    assert type(remat.get_layer("hd1_from_hd3_conv")).__name__ == "UpsampleConv2D"
+    for spec, attr in (("unet3p:remat_skips=true", "remat"),
+                       ("unet3p:factorize_skips=true", "factorized")):
+        model = get_model("unet3p", input_size=32, filters=4, depth=2,
+                          **parse_model_spec(spec)[1])
+        layer = model.get_layer("hd1_from_hd3_conv")
+        assert type(layer).__name__ == "UpsampleConv2D" and getattr(layer, attr), spec

@@ -88,6 +88,82 @@ def test_upsample_conv_equals_upsampling_then_conv(remat):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("factor,kernel,activation", [
+    (4, 3, None), (2, 3, "relu"), (16, 3, None), (1, 3, None), (2, 5, None), (8, 1, None)])
+def test_upsample_conv_factorized_equals_upsampling_then_conv(factor, kernel, activation):
+    # conv(U x, W) = sum_o shift_o(U(x W_o)): same outputs and gradients as
+    # up-sampling then a 'same' conv, for any integer factor and odd kernel,
+    # on a non-square input (rows and columns use their own matrices)
+    import tensorflow as tf
+
+    from keras_unets.layers import UpsampleConv2D
+
+    rng = np.random.default_rng(factor + kernel)
+    x = rng.normal(size=(2, 3, 5, 6)).astype("float32")
+    inp = keras.Input((3, 5, 6))
+    fac = keras.Model(inp, UpsampleConv2D(4, kernel, upsample=factor, factorized=True,
+                                          padding="same", activation=activation)(inp))
+    assert fac.output_shape == (None, 3 * factor, 5 * factor, 4)
+    ref_in = keras.Input((3, 5, 6))
+    ref = keras.Model(ref_in, keras.layers.Conv2D(4, kernel, padding="same",
+                                                  activation=activation)(
+        BilinearUpSampling2D(factor)(ref_in)))
+    ref.set_weights(fac.get_weights())
+    np.testing.assert_allclose(fac(x), ref(x), atol=1e-5)
+    target = rng.normal(size=(2, 3 * factor, 5 * factor, 4)).astype("float32")
+    grads = []
+    for model in (fac, ref):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum((model(x) - target) ** 2)
+        grads.append(tape.gradient(loss, model.trainable_variables))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+
+
+def test_upsample_conv_factorized_under_mixed_precision():
+    # float16 compute (the GPU's mixed_float16 policy): float16 output, the
+    # direct computation's numbers to float16 rounding
+    from keras_unets.layers import UpsampleConv2D
+
+    previous = keras.mixed_precision.global_policy()
+    try:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        inp = keras.Input((4, 4, 8))
+        fac = keras.Model(inp, UpsampleConv2D(4, 3, upsample=4, factorized=True,
+                                              padding="same")(inp))
+        ref_in = keras.Input((4, 4, 8))
+        ref = keras.Model(ref_in, keras.layers.Conv2D(4, 3, padding="same")(
+            BilinearUpSampling2D(4)(ref_in)))
+        ref.set_weights(fac.get_weights())
+        x = np.random.default_rng(4).normal(size=(2, 4, 4, 8)).astype("float32")
+        got, want = fac(x), ref(x)
+        assert keras.backend.standardize_dtype(got.dtype) == "float16"
+        np.testing.assert_allclose(np.asarray(got, "float32"), np.asarray(want, "float32"),
+                                   atol=2e-2, rtol=2e-2)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def test_upsample_conv_factorized_at_unknown_sizes():
+    # a model built for any size (the tiled predictor's retrace) gives the
+    # direct computation's numbers at each size
+    from keras_unets.layers import UpsampleConv2D
+
+    inp = keras.Input((None, None, 3))
+    fac = keras.Model(inp, UpsampleConv2D(2, 3, upsample=4, factorized=True,
+                                          padding="same")(inp))
+    ref_in = keras.Input((None, None, 3))
+    ref = keras.Model(ref_in, keras.layers.Conv2D(2, 3, padding="same")(
+        BilinearUpSampling2D(4)(ref_in)))
+    ref.set_weights(fac.get_weights())
+    rng = np.random.default_rng(3)
+    for shape in ((1, 4, 4, 3), (2, 3, 7, 3)):
+        x = rng.normal(size=shape).astype("float32")
+        got = fac.predict(x, verbose=0)
+        assert got.shape == (shape[0], shape[1] * 4, shape[2] * 4, 2)
+        np.testing.assert_allclose(got, ref.predict(x, verbose=0), atol=1e-5)
+
+
 def test_upsample_conv_serializes_and_rejects_bad_arguments(tmp_path):
     from keras_unets.layers import UpsampleConv2D
 
@@ -106,3 +182,31 @@ def test_upsample_conv_serializes_and_rejects_bad_arguments(tmp_path):
             UpsampleConv2D(3, 3, **bad)
     with pytest.raises(ValueError, match="`remat` must be True or False"):
         UpsampleConv2D(3, 3, remat="yes")
+    with pytest.raises(ValueError, match="`factorized` must be True or False"):
+        UpsampleConv2D(3, 3, factorized=1)
+    with pytest.raises(ValueError, match="choose one"):
+        UpsampleConv2D(3, 3, remat=True, factorized=True)
+    for bad, said in (({"kernel_size": 2}, "odd sizes only"),
+                      ({"strides": 2}, "1 only"),
+                      ({"dilation_rate": 2}, "dilation_rate=(2, 2)"),
+                      ({"padding": "valid"}, "'same' only"),
+                      ({"data_format": "channels_first"}, "'channels_last' only")):
+        kwargs = {"kernel_size": 3, "padding": "same", **bad}
+        with pytest.raises(ValueError, match="plain 'same' convolution") as info:
+            UpsampleConv2D(3, factorized=True, **kwargs)
+        assert said in str(info.value)
+
+
+def test_upsample_conv_factorized_serializes(tmp_path):
+    from keras_unets.layers import UpsampleConv2D
+
+    inp = keras.Input((4, 4, 2))
+    model = keras.Model(inp, UpsampleConv2D(3, 3, upsample=2, factorized=True, padding="same",
+                                            name="uc")(inp))
+    path = tmp_path / "ucf.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    layer = loaded.get_layer("uc")
+    assert layer.factorized is True and layer.remat is False
+    x = np.random.default_rng(0).normal(size=(1, 4, 4, 2)).astype("float32")
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)

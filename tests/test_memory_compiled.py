@@ -71,7 +71,46 @@ for m in (paper, remat):
 out["remat_grad_max_diff"] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
                                  for a, b in zip(*grads))
 out["remat_grad_max"] = max(float(np.max(np.abs(np.asarray(a)))) for a in grads[0])
-out["remat_compiled"] = compiled_training_memory(remat)["total"]
+# factorize_skips: the same gradients again, and no up-sampled maps to keep
+fac = get_model("unet3p", factorize_skips=True, **kw)
+fac.set_weights(paper.get_weights())
+fac_ntv = [v.value for v in fac.non_trainable_variables]
+def fac_loss(tv):
+    p, _ = fac.stateless_call(tv, fac_ntv, x, training=True)
+    return keras.ops.mean(keras.losses.binary_crossentropy(y, p))
+fac_grads = jax.grad(fac_loss)([v.value for v in fac.trainable_variables])
+out["fac_grad_max_diff"] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                               for a, b in zip(grads[0], fac_grads))
+out["fac_compiled"] = compiled_training_memory(fac)
+out["remat_kept"] = compiled_training_memory(remat)
+out["remat_undone"] = compiled_training_memory(remat, keep_remat=False)
+out["paper_compiled"] = compiled_training_memory(paper)
+# one step, compiled with XLA:CPU's barrier pass off (remat kept) and on
+# (remat undone): the same loss and updated weights
+import jax.numpy as jnp
+from keras_unets.models import compile_training_step
+steps = []
+for keep in (True, False):
+    step, opt, info = compile_training_step(remat, batch_size=2, keep_remat=keep)
+    loss, tv, _, _ = step([jnp.array(v.value) for v in remat.trainable_variables],
+                          [jnp.array(v.value) for v in remat.non_trainable_variables],
+                          [jnp.array(v.value) for v in opt.variables], x, [y])
+    steps.append((float(loss), [np.asarray(a) for a in tv], info))
+out["step_loss"] = [s[0] for s in steps]
+out["step_info"] = [s[2] for s in steps]
+out["step_weight_max_diff"] = max(float(np.max(np.abs(a - b)))
+                                  for a, b in zip(steps[0][1], steps[1][1]))
+out["step_weight_moved"] = max(float(np.max(np.abs(a - np.asarray(v.value))))
+                               for a, v in zip(steps[0][1], remat.trainable_variables))
+res = CliRunner().invoke(main, ["summary", "unet3p", "--input-size", "32", "--set", "filters=4",
+                                "--set", "depth=2", "--set", "cat_channels=3",
+                                "--set", "remat_skips=true", "--compiled"])
+out["cli_remat"] = {"code": res.exit_code, "output": res.output}
+try:
+    compiled_training_memory(remat, keep_remat="yes")
+    out["bad_keep"] = "no error"
+except ValueError as exc:
+    out["bad_keep"] = str(exc)
 print("JSON " + json.dumps(out))
 """
 
@@ -178,4 +217,37 @@ def test_remat_skips_gradients_on_jax(jax_result):
     # keras.remat is jax.checkpoint here: recomputed, not stored, same numbers
     assert jax_result["remat_grad_max"] > 0
     assert jax_result["remat_grad_max_diff"] <= 1e-5 * max(1.0, jax_result["remat_grad_max"])
-    assert jax_result["remat_compiled"] > 0
+
+
+def test_factorize_skips_on_jax(jax_result):
+    # the same gradients as the paper's order, and fewer buffers than it
+    # (and than remat_skips) without any barrier or recomputation
+    assert jax_result["fac_grad_max_diff"] <= 1e-5 * max(1.0, jax_result["remat_grad_max"])
+    fac, paper = jax_result["fac_compiled"], jax_result["paper_compiled"]
+    assert fac["arguments"] == paper["arguments"]
+    assert fac["total"] < jax_result["remat_kept"]["total"] < paper["total"]
+
+
+def test_remat_kept_on_cpu(jax_result):
+    # XLA:CPU erases optimization barriers before its CSE, which merges the
+    # recomputation back into the forward pass; compiled_training_memory
+    # turns that pass off (keep_remat=True) so that remat saves memory on a
+    # CPU as it does on a GPU
+    kept, undone, paper = (jax_result[k] for k in ("remat_kept", "remat_undone",
+                                                   "paper_compiled"))
+    assert kept["remat_barriers_kept"] is True and undone["remat_barriers_kept"] is False
+    assert paper["remat_barriers_kept"] is True  # nothing to keep, same figure
+    assert undone["total"] == paper["total"]  # remat undone: the paper order's buffers
+    assert kept["total"] < paper["total"]  # the up-sampled maps are not kept
+    assert kept["arguments"] == paper["arguments"]  # same weights and state
+    # and the executable computes the same step either way
+    assert [i["remat_barriers_kept"] for i in jax_result["step_info"]] == [True, False]
+    a, b = jax_result["step_loss"]
+    assert a > 0 and abs(a - b) <= 1e-6 * max(1.0, abs(a))
+    assert jax_result["step_weight_moved"] > 0
+    assert jax_result["step_weight_max_diff"] <= 1e-6
+    assert "keep_remat" in jax_result["bad_keep"] and "'yes'" in jax_result["bad_keep"]
+    cli = jax_result["cli_remat"]
+    assert cli["code"] == 0, cli["output"]
+    assert "keras.remat kept as a GPU compiler keeps it" in cli["output"]
+    assert "keras.remat kept" not in jax_result["cli_text"]["output"]  # no remat in that U-Net

@@ -187,3 +187,38 @@ def test_remat_skips_validation():
         build_unet3p(skip_upsampling="after_conv", remat_skips=True, **kw)
     with pytest.raises(ValueError, match="`remat_skips` must be True or False"):
         build_unet3p(remat_skips=1, **kw)
+
+
+def test_factorize_skips_is_the_paper_order_without_up_sampled_maps():
+    # same weights, outputs and gradients as the paper's order; no
+    # full-resolution wide map in the graph (no _up layers)
+    kw = dict(input_shape=(32, 32, 1), filters=4, depth=3, cat_channels=3)
+    paper = build_unet3p(**kw)
+    fac = build_unet3p(factorize_skips=True, **kw)
+    assert [tuple(w.shape) for w in fac.weights] == [tuple(w.shape) for w in paper.weights]
+    assert not any(layer.name.endswith("_up") and "_from_hd" in layer.name
+                   for layer in fac.layers)
+    conv = fac.get_layer("hd1_from_hd4_conv")
+    assert type(conv).__name__ == "UpsampleConv2D" and conv.upsample == 8
+    assert conv.factorized and not conv.remat
+    fac.set_weights(paper.get_weights())
+    x = np.random.default_rng(2).random((2, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(fac(x, training=False), paper(x, training=False), atol=1e-5)
+    y = (x > 0.5).astype("float32")
+    grads = []
+    for model in (paper, fac):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(keras.losses.binary_crossentropy(y, model(x, training=True)))
+        grads.append(tape.gradient(loss, model.trainable_variables))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_factorize_skips_validation():
+    kw = dict(input_shape=(32, 32, 1), filters=4, depth=2)
+    with pytest.raises(ValueError, match="pass factorize_skips=False with it"):
+        build_unet3p(skip_upsampling="after_conv", factorize_skips=True, **kw)
+    with pytest.raises(ValueError, match="choose one"):
+        build_unet3p(factorize_skips=True, remat_skips=True, **kw)
+    with pytest.raises(ValueError, match="`factorize_skips` must be True or False"):
+        build_unet3p(factorize_skips="yes", **kw)

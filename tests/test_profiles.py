@@ -47,6 +47,29 @@ def test_paper_profile_matches_report():
         "adam", 1e-3, 1, 40)
     assert p3["loss"] == "bce_logits" and p3["from_logits"]
     assert p3["model_kwargs"]["output_activation"] is None
+    assert p3["model_kwargs"]["factorize_skips"] is True
+
+
+@pytest.mark.parametrize("model", ["unet3p", "unet3p_ds_cgm"])
+def test_paper_unet3p_is_the_paper_network_factorized(model):
+    # factorize_skips changes memory and time, not the network: the paper's
+    # order, the same parameters (FACTS.md section 2: 26,983,681 with BN
+    # statistics for the plain model), each deeper skip a factorized
+    # up-sample-then-conv
+    pytest.importorskip("keras")
+    from keras_unets.layers import UpsampleConv2D
+    from keras_unets.models import get_model
+
+    kwargs = get_profile("paper", model)["model_kwargs"]
+    assert kwargs["factorize_skips"] is True
+    built = get_model(model, input_size=64, **kwargs)
+    plain = get_model(model, input_size=64, **{**kwargs, "factorize_skips": False})
+    assert built.count_params() == plain.count_params()
+    if model == "unet3p":
+        assert built.count_params() == 26_983_681
+    ups = [lay for lay in built.layers if isinstance(lay, UpsampleConv2D)]
+    assert len(ups) == 10  # 4 + 3 + 2 + 1 deeper skips
+    assert all(lay.factorized and not lay.remat for lay in ups)
 
 
 def test_quick_and_smoke_limits():

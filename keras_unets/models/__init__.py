@@ -8,6 +8,7 @@
   by name (``unet``, ``unet_report``, ``unetpp_ds``, ``unet3p_ds_cgm``, ...).
 * :func:`estimate_training_memory` - will it fit a 6 GB card?
 * :func:`compiled_training_memory` - XLA's own answer (JAX backend).
+* :func:`compile_training_step` - the step it compiles, to run or inspect.
 
 Output naming: a single-output model names its output layer ``output``;
 deep-supervision models name their heads ``out1``..``out4`` (UNet++, on
@@ -20,7 +21,11 @@ from keras_unets.models.blocks import (
     unet_output_size,
     valid_input_sizes,
 )
-from keras_unets.models.memory import compiled_training_memory, estimate_training_memory
+from keras_unets.models.memory import (
+    compile_training_step,
+    compiled_training_memory,
+    estimate_training_memory,
+)
 from keras_unets.models.registry import (
     MODEL_NAMES,
     get_model,
@@ -74,6 +79,7 @@ __all__ = [
     "build_unetpp",
     "estimate_training_memory",
     "compiled_training_memory",
+    "compile_training_step",
     "get_model",
     "get_model_info",
     "main_output_name",

@@ -336,7 +336,7 @@ def conv_unit(filters, *, name, n_convs=2, kernel_size=3, padding="same",
 
 def conv_bn_relu(filters, *, name, kernel_size=3, batch_norm=True,
                  kernel_initializer="he_normal", bn_momentum=0.99, upsample=1,
-                 upsample_first=1, remat=False):
+                 upsample_first=1, remat=False, factorized=False):
     """[Bilinear up-sampling ->] one 3x3 conv (with bias) [-> bilinear up-sampling] [-> BN] -> ReLU.
 
     The UNet 3+ skip/fusion unit. With ``upsample > 1`` the conv runs at the
@@ -345,8 +345,9 @@ def conv_bn_relu(filters, *, name, kernel_size=3, batch_norm=True,
     ReLU; see ``build_unet3p(skip_upsampling="after_conv")``. With
     ``upsample_first > 1`` the input is up-sampled before the conv, inside
     the conv layer (``UpsampleConv2D``, layer ``{name}_conv``), which
-    recomputes the up-sampled map in the backward pass when ``remat``; see
-    ``build_unet3p(remat_skips=True)``.
+    recomputes the up-sampled map in the backward pass when ``remat``, or
+    never forms it when ``factorized``; see ``build_unet3p(remat_skips=True)``
+    and ``build_unet3p(factorize_skips=True)``.
     """
 
     def apply(x):
@@ -355,6 +356,7 @@ def conv_bn_relu(filters, *, name, kernel_size=3, batch_norm=True,
                            kernel_initializer=kernel_initializer, name=f"{name}_conv")
         if upsample_first > 1:
             x = UpsampleConv2D(filters, kernel_size, upsample=upsample_first, remat=remat,
+                               factorized=factorized,
                                **conv_kwargs)(x)
         else:
             x = layers.Conv2D(filters, kernel_size, **conv_kwargs)(x)

@@ -126,36 +126,46 @@ def estimate_training_memory(model, batch_size=1, optimizer="adam",
     }
 
 
-def compiled_training_memory(model, batch_size=1, optimizer="adam"):
-    """XLA's buffer assignment for one training step of ``model`` (JAX backend).
+#: The CPU compiler's pass that erases optimization barriers. XLA:CPU runs it
+#: before its common-subexpression elimination, which then merges a
+#: ``keras.remat`` recomputation with the forward computation it repeats,
+#: undoing the remat; XLA:GPU erases the barriers only after scheduling
+#: (xla/service/gpu/gpu_compiler.cc, "post-scheduling-passes").
+_CPU_BARRIER_PASS = "cse_barrier_expander"
+
+
+def compile_training_step(model, batch_size=1, optimizer="adam", keep_remat=True):
+    """Compile one training step of ``model`` with XLA (JAX backend).
 
     The step does what the step Keras' JAX trainer compiles for ``fit``
-    does, without metrics or loss scaling: a forward pass in training mode (``model.stateless_call``), binary cross-entropy
-    summed over the outputs, its gradient, and the optimizer update
+    does, without metrics or loss scaling: a forward pass in training mode
+    (``model.stateless_call``), binary cross-entropy summed over the
+    outputs, its gradient, and the optimizer update
     (``optimizer.stateless_apply``), jitted with the model and optimizer
     state donated. It is lowered on abstract shapes (nothing is allocated)
-    and compiled for JAX's default device, and the compiled executable's
-    ``memory_analysis()`` is read: what its buffers need on that device.
-    Not counted: the allocator's pool and fragmentation, the scratch that
-    convolution autotuning asks for at compile time, the CUDA context. The
-    model's own dtype policy applies (build it under ``mixed_float16`` to
-    measure mixed precision).
-
-    The figure depends on the compiler: XLA on a CPU fuses and schedules
-    differently from XLA on a GPU (and, on a CPU, may compute float16
-    convolutions in float32), so compile on the device the question is
-    about.
+    and compiled for JAX's default device.
 
     Args:
         model: a built ``keras.Model`` with a fixed input shape.
         batch_size: training batch size (>= 1).
         optimizer: a name in :data:`OPTIMIZER_SLOTS` except ``"none"``.
+        keep_remat: on a CPU, compile without XLA:CPU's
+            ``cse_barrier_expander`` pass, so that ``keras.remat`` (e.g.
+            ``build_unet3p(remat_skips=True)``) recomputes in the backward
+            pass as it does on a GPU, instead of being merged back into the
+            forward pass by the CPU compiler's CSE. It changes nothing for a
+            model without remat, and nothing on other platforms (whose
+            compilers keep the barriers through scheduling).
 
     Returns:
-        dict: ``arguments``, ``outputs``, ``aliased`` (outputs written into
-        donated arguments), ``temp`` and ``total`` (= arguments + outputs -
-        aliased + temp) in bytes, and ``platform`` / ``device`` (where it was
-        compiled).
+        ``(compiled, optimizer, info)``: ``compiled(trainable, non_trainable,
+        optimizer_variables, x, ys)`` returns ``(loss, trainable,
+        non_trainable, optimizer_variables)`` (lists of arrays in the order of
+        ``model.trainable_variables``, ``model.non_trainable_variables``,
+        ``optimizer.variables``; ``ys`` one float32 array per output);
+        ``optimizer`` the built Keras optimizer whose ``variables`` give the
+        initial state; ``info`` a dict with ``platform``, ``device`` and
+        ``remat_barriers_kept`` (whether the CPU pass was turned off).
 
     Raises:
         RuntimeError: the Keras backend is not JAX.
@@ -165,7 +175,8 @@ def compiled_training_memory(model, batch_size=1, optimizer="adam"):
     backend = keras.backend.backend()
     if backend != "jax":
         raise RuntimeError(
-            "compiled_training_memory needs the JAX backend (it compiles the step "
+            "compile_training_step and compiled_training_memory need the JAX backend "
+            "(they compile the step "
             "with XLA through jax.jit): set KERAS_BACKEND=jax before Keras is "
             f"imported. Received: backend {backend!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -174,6 +185,8 @@ def compiled_training_memory(model, batch_size=1, optimizer="adam"):
     if opt_name not in _OPTIMIZERS:
         raise ValueError(f"`optimizer` must be one of {sorted(_OPTIMIZERS)}. "
                          f"Received: optimizer={optimizer!r}")
+    if not isinstance(keep_remat, bool):
+        raise ValueError(f"`keep_remat` must be True or False. Received: keep_remat={keep_remat!r}")
     in_shape = tuple(model.input_shape)[1:]
     if any(d is None for d in in_shape):
         raise ValueError(f"The model's input has an unknown size {tuple(model.input_shape)}; "
@@ -211,12 +224,59 @@ def compiled_training_memory(model, batch_size=1, optimizer="adam"):
         jax.ShapeDtypeStruct((batch_size,) + in_shape, "float32"),
         [jax.ShapeDtypeStruct((batch_size,) + tuple(s)[1:], "float32") for s in out_shapes],
     )
-    compiled = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*args).compile()
-    stats = compiled.memory_analysis()
     device = jax.devices()[0]
+    kept = keep_remat and device.platform == "cpu"
+    options = {"xla_disable_hlo_passes": _CPU_BARRIER_PASS} if kept else None
+    compiled = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*args).compile(
+        compiler_options=options)
+    info = {"platform": device.platform,
+            "device": getattr(device, "device_kind", str(device)),
+            "remat_barriers_kept": kept}
+    return compiled, opt, info
+
+
+def compiled_training_memory(model, batch_size=1, optimizer="adam", keep_remat=True):
+    """XLA's buffer assignment for one training step of ``model`` (JAX backend).
+
+    Compiles the step of :func:`compile_training_step` and reads the
+    executable's ``memory_analysis()``: what its buffers need on JAX's
+    default device. Not counted: the allocator's pool and fragmentation,
+    the scratch that convolution autotuning asks for at compile time, the
+    CUDA context. The model's own dtype policy applies (build it under
+    ``mixed_float16`` to measure mixed precision).
+
+    The figure depends on the compiler: XLA on a CPU fuses and schedules
+    differently from XLA on a GPU (and, on a CPU, may compute float16
+    convolutions in float32), so compile on the device the question is
+    about. ``keep_remat`` (default) keeps ``keras.remat`` in effect on a CPU
+    as a GPU compiler would (see :func:`compile_training_step`); with
+    ``keep_remat=False`` the CPU compiler undoes it (measured: UNet 3+ with
+    ``remat_skips`` at 512 x 512, batch 1, float32: 5,989 MiB kept, 6,722
+    MiB undone, the same as without remat; ``bench/bench_memory.py``).
+
+    Args:
+        model: a built ``keras.Model`` with a fixed input shape.
+        batch_size: training batch size (>= 1).
+        optimizer: a name in :data:`OPTIMIZER_SLOTS` except ``"none"``.
+        keep_remat: see :func:`compile_training_step`.
+
+    Returns:
+        dict: ``arguments``, ``outputs``, ``aliased`` (outputs written into
+        donated arguments), ``temp`` and ``total`` (= arguments + outputs -
+        aliased + temp) in bytes, ``platform`` / ``device`` (where it was
+        compiled) and ``remat_barriers_kept``.
+
+    Raises:
+        RuntimeError: the Keras backend is not JAX, or XLA gave no analysis.
+        ValueError: a bad ``batch_size``, ``optimizer`` or ``keep_remat``, or
+            a model input of unknown size.
+    """
+    compiled, _, info = compile_training_step(model, batch_size=batch_size,
+                                              optimizer=optimizer, keep_remat=keep_remat)
+    stats = compiled.memory_analysis()
     if stats is None:
         raise RuntimeError(f"XLA gave no memory analysis for the compiled step on "
-                           f"{device.platform!r} ({device}); estimate_training_memory "
+                           f"{info['platform']!r} ({info['device']}); estimate_training_memory "
                            "works on every backend.")
     out = {
         "arguments": int(stats.argument_size_in_bytes),
@@ -225,8 +285,7 @@ def compiled_training_memory(model, batch_size=1, optimizer="adam"):
         "temp": int(stats.temp_size_in_bytes),
     }
     out["total"] = out["arguments"] + out["outputs"] - out["aliased"] + out["temp"]
-    out["platform"] = device.platform
-    out["device"] = getattr(device, "device_kind", str(device))
+    out.update(info)
     return out
 
 

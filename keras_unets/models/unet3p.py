@@ -57,6 +57,7 @@ def build_unet3p(
     cat_channels=None,
     skip_upsampling="before_conv",
     remat_skips=False,
+    factorize_skips=False,
     batch_norm=True,
     bn_momentum=0.99,
     deep_supervision=False,
@@ -100,13 +101,25 @@ def build_unet3p(
             ``hd{d}_from_hd{k}_conv``; no ``_up`` layer) and recompute the
             up-sampled map in the backward pass instead of keeping it
             (``keras.remat``). Same function, weights and weight order as
-            the paper's order without it (``set_weights`` carries over),
-            so a paper-order UNet 3+ can train in less memory. Measured on a
-            CPU at 512 x 512, batch 1, float32 (``bench/bench_unet3p_remat.py``,
-            BENCHMARKS.md "Training memory"): TensorFlow's peak memory over a
-            training step 1.13 GiB lower (7.49 -> 6.36 GiB), same step time;
-            under JAX, XLA's CPU compiler assigns the same buffers with or
-            without it (no saving there); on a GPU not measured yet.
+            the paper's order without it (``set_weights`` carries over).
+            ``factorize_skips`` does better on every measure taken; this
+            stays for comparison. Measured at 512 x 512, batch 1, float32
+            (BENCHMARKS.md "Training memory"): XLA's buffers 5,989 MiB
+            against 6,722 (with XLA:CPU's barrier pass off, as a GPU
+            compiler keeps remat; see ``compile_training_step``).
+        factorize_skips: with ``skip_upsampling="before_conv"``, compute each
+            deeper skip's up-sample-then-conv exactly without forming the
+            up-sampled map (:class:`keras_unets.layers.UpsampleConv2D` with
+            ``factorized=True``, layer ``hd{d}_from_hd{k}_conv``): the 3x3
+            kernel's channel mixing runs at the source's resolution, and the
+            shifted bilinear up-sampling is two contractions. Same function
+            (to float rounding), weights and weight order as the paper's
+            order; no full-resolution tensor wider than ``cat_channels``.
+            The paper profile's setting. Measured at 512 x 512, batch 1,
+            float32: XLA's buffers 4,384 MiB against 6,722 as written (and
+            4,331 for ``"after_conv"``); a TensorFlow training step at 256
+            x 256 in 0.60x the time of the paper's order as written
+            (BENCHMARKS.md "UNet 3+ skip order").
         batch_norm: BN after every conv (paper/official: True).
         bn_momentum: momentum of the BatchNormalization moving statistics
             (Keras default 0.99). After N steps they still hold 0.99**N of
@@ -150,11 +163,28 @@ def build_unet3p(
     if not isinstance(remat_skips, bool):
         raise ValueError(f"`remat_skips` must be True or False. Received: "
                          f"remat_skips={remat_skips!r}")
+    if not isinstance(factorize_skips, bool):
+        raise ValueError(f"`factorize_skips` must be True or False. Received: "
+                         f"factorize_skips={factorize_skips!r}")
+    if factorize_skips and skip_upsampling != "before_conv":
+        raise ValueError(
+            "`factorize_skips` computes the paper's order (skip_upsampling='before_conv') "
+            "without its up-sampled maps; 'after_conv' is a different network that has "
+            "none: pass factorize_skips=False with it (the paper profile turns "
+            "factorize_skips on). "
+            f"Received: skip_upsampling={skip_upsampling!r}, factorize_skips=True")
+    if factorize_skips and remat_skips:
+        raise ValueError(
+            "`factorize_skips` and `remat_skips` are two ways to compute the paper's skips "
+            "in less memory; choose one (factorize_skips never forms the up-sampled maps, "
+            "so it has nothing to recompute). Received: factorize_skips=True, "
+            "remat_skips=True")
     if remat_skips and skip_upsampling != "before_conv":
         raise ValueError(
             "`remat_skips` recomputes the up-sampled maps of the paper's order "
             "(skip_upsampling='before_conv'); with 'after_conv' the skips are "
-            "up-sampled after their conv and there is nothing large to recompute. "
+            "up-sampled after their conv and there is nothing large to recompute: "
+            "pass remat_skips=False with it. "
             f"Received: skip_upsampling={skip_upsampling!r}, remat_skips=True")
     bn_momentum = blocks.check_bn_momentum(bn_momentum)
     for arg, value in (("deep_supervision", deep_supervision), ("cgm", cgm),
@@ -199,10 +229,10 @@ def build_unet3p(
             if skip_upsampling == "after_conv":
                 parts.append(_skip(cat_channels, f"hd{d}_from_hd{k}", batch_norm,
                                    kernel_initializer, bn_momentum, upsample=f)(dec[k]))
-            elif remat_skips:
+            elif remat_skips or factorize_skips:
                 parts.append(_skip(cat_channels, f"hd{d}_from_hd{k}", batch_norm,
-                                   kernel_initializer, bn_momentum,
-                                   upsample_first=f, remat=True)(dec[k]))
+                                   kernel_initializer, bn_momentum, upsample_first=f,
+                                   remat=remat_skips, factorized=factorize_skips)(dec[k]))
             else:
                 u = BilinearUpSampling2D(f, name=f"hd{d}_from_hd{k}_up")(dec[k])
                 parts.append(_skip(cat_channels, f"hd{d}_from_hd{k}", batch_norm,
@@ -240,7 +270,8 @@ def build_unet3p(
 
 
 def _skip(channels, name, batch_norm, kernel_initializer, bn_momentum, upsample=1,
-          upsample_first=1, remat=False):
+          upsample_first=1, remat=False, factorized=False):
     return blocks.conv_bn_relu(channels, name=name, batch_norm=batch_norm,
                                kernel_initializer=kernel_initializer, bn_momentum=bn_momentum,
-                               upsample=upsample, upsample_first=upsample_first, remat=remat)
+                               upsample=upsample, upsample_first=upsample_first, remat=remat,
+                               factorized=factorized)
