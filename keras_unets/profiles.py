@@ -272,7 +272,7 @@ PROFILES = {
             },
             "unet3p": {
                 "model_kwargs": {"output_activation": "sigmoid", "cat_channels": 8,
-                                 "skip_upsampling": "after_conv"},
+                                 "factorize_skips": True},
                 "steps_per_epoch": 80,
             },
         },

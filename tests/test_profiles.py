@@ -85,7 +85,7 @@ def test_quick_and_smoke_limits():
         assert q["steps_per_epoch"] == {"unetpp": 100, "unet3p": 80}.get(
             model.split("_")[0], 150)
         if model.startswith("unet3p"):
-            assert q["model_kwargs"]["skip_upsampling"] == "after_conv"
+            assert q["model_kwargs"]["factorize_skips"] is True
         # BCE + Dice on probabilities for all three (trials in profiles.py)
         assert (q["loss"], q["from_logits"], q["ema_momentum"]) == ("bce_dice", False, None)
         s = get_profile("smoke", model)
