@@ -92,12 +92,18 @@ del paper
 # We train it much slimmer on a CPU: 8 encoder filters and 8 channels per skip
 # (fused width 40), batch norm, and the `quick` profile's loss: BCE + Dice on a
 # sigmoid output, as for UNet++ (the report's UNet 3+ used BCE on logits, and so
-# does the 4-filter model of the CI setting). The `quick` profile also sets
-# `skip_upsampling="after_conv"`: each deeper decoder map is convolved to its 8
-# skip channels at its own resolution and *then* up-sampled, instead of
-# up-sampling the wide map first as the paper does. The layers and parameters are
-# the same, and a step is 2.5-2.8x faster on a CPU (`BENCHMARKS.md`); the
-# `paper` profile keeps the paper's order.
+# does the 4-filter model of the CI setting). The `quick` and `paper` profiles
+# also set `factorize_skips=True`. In the paper's order a deeper decoder map is
+# up-sampled to the node's size and *then* convolved: at 512 x 512 the
+# bottleneck X_En^5 becomes a 1024-channel map of 512 x 512 (1 GiB in float32)
+# before a 3x3 convolution reduces it to 64 channels. Up-sampling acts on each
+# channel alone and the convolution mixes channels at each of its nine kernel
+# offsets, so the two can be swapped exactly: the channel mixing runs at the
+# deep map's own resolution, and the nine narrow results are up-sampled and
+# shifted into place (`keras_unets.layers.UpsampleConv2D(factorized=True)`).
+# Same function and weights, no wide full-size map: the paper's UNet 3+ then
+# needs 4.3 GiB instead of 6.6 GiB to train at 512 x 512 (XLA's figure,
+# `BENCHMARKS.md`) and steps about 1.5x faster on a CPU.
 # One row per scale: `e1..e5` the encoder, `hd4..hd1` the decoder nodes (each with
 # its five skip convolutions and the fusion), `out1..out5` the heads.
 
@@ -107,6 +113,22 @@ print("builder arguments:", model_kwargs)
 print(f"{model.count_params():,} parameters, {len(model.layers)} layers, outputs {model.output_names}")
 print("inputs of decoder node hd3:", ", ".join(concat_inputs(model, "hd3")))
 display(Markdown(block_table(model, key=r"hd\d+|e\d+")))
+
+# %% [markdown]
+# The two ways of computing the skips give the same numbers: the same weights in
+# the paper's order as written and factorized, on one random input.
+
+# %%
+same = {}
+for factorize in (False, True):
+    same[factorize] = get_model("unet3p_ds", input_shape=(256, 256, 1),
+                                **{**model_kwargs, "factorize_skips": factorize})
+same[True].set_weights(same[False].get_weights())
+x = np.random.default_rng(0).random((1, 256, 256, 1), dtype=np.float32)
+outs = [same[f].predict(x, verbose=0) for f in (False, True)]
+diff = max(float(np.max(np.abs(a - b))) for a, b in zip(*outs))
+print(f"largest difference over the five heads: {diff:.1e} (float32 rounding)")
+del same, outs
 
 # %% [markdown]
 # ## 2. The data and one augmented pair
