@@ -162,7 +162,9 @@ def compile_training_step(model, batch_size=1, optimizer="adam", keep_remat=True
         optimizer_variables, x, ys)`` returns ``(loss, trainable,
         non_trainable, optimizer_variables)`` (lists of arrays in the order of
         ``model.trainable_variables``, ``model.non_trainable_variables``,
-        ``optimizer.variables``; ``ys`` one float32 array per output);
+        ``optimizer.variables``; ``ys`` one float32 array per output; the
+        three state lists are donated, so pass arrays you no longer need and
+        go on with the returned ones);
         ``optimizer`` the built Keras optimizer whose ``variables`` give the
         initial state; ``info`` a dict with ``platform``, ``device`` and
         ``remat_barriers_kept`` (whether the CPU pass was turned off).
