@@ -276,6 +276,19 @@ def test_cli_summary_and_models():
     assert res.exit_code == 0 and "Fits a 6 GB card" in res.output and "431 trainable" in res.output
     res = runner.invoke(main, ["summary", "unet", "--input-size", "500"])
     assert res.exit_code != 0 and "496 or 512" in res.output
+    # UNet 3+ in the paper's order as written: a pointer to the same network in
+    # less memory; not for the factorized or after_conv forms, nor other networks
+    tiny3p = ["summary", "unet3p", "--input-size", "16", "--set", "filters=2",
+              "--set", "depth=2", "--set", "cat_channels=2"]
+    hint = "--set factorize_skips=true computes the same network"
+    res = runner.invoke(main, tiny3p)
+    assert res.exit_code == 0 and hint in res.output, res.output
+    for extra in ("factorize_skips=true", "skip_upsampling=\"after_conv\"",
+                  "remat_skips=true"):
+        res = runner.invoke(main, tiny3p + ["--set", extra])
+        assert res.exit_code == 0 and hint not in res.output, (extra, res.output)
+    res = runner.invoke(main, args)
+    assert hint not in res.output
 
 
 @pytest.mark.parametrize("name", ["unet", "unetpp", "unet3p"])

@@ -150,6 +150,20 @@ def summary_cmd(model_name, input_size, batch_size, optimizer, dtype_policy, ove
                  "UNet++; --compiled asks XLA")
     click.echo(f"Fits a 6 GB card (6 GiB, GTX 1060 as in the report): {verdict} "
                f"({100 * decisive / CARD_BYTES:.0f}% of it, {basis}).")
+    if _unet3p_skips_as_written(model):
+        click.echo("UNet 3+ with its skips up-sampled before their conv, as the paper writes "
+                   "it: --set factorize_skips=true computes the same network with the same "
+                   "weights without those up-sampled maps (at 512 x 512, batch 1, float32: "
+                   "4.3 instead of 6.6 GiB of XLA buffers; BENCHMARKS.md).")
+
+
+def _unet3p_skips_as_written(model):
+    """Whether ``model`` is a UNet 3+ whose deepest-to-shallowest skip up-samples, then convolves."""
+    try:
+        up, conv = model.get_layer("hd1_from_hd2_up"), model.get_layer("hd1_from_hd2_conv")
+    except ValueError:
+        return False
+    return conv.input is up.output
 
 
 def _size(w):
