@@ -163,9 +163,11 @@ class UpsampleConv2D(keras.layers.Conv2D):
       1x1 conv at the input's (low) resolution; up-sampling is separable
       (``U z = A z B^T`` per channel), and so is a shift, so the sum over
       offsets is two contractions with the shifted up-sampling matrices of
-      the rows and of the columns. The only full-resolution tensor is the
-      ``filters``-wide output, and the channel mixing runs on ``f**2``
-      times fewer pixels. Same weights and outputs (to float rounding);
+      the rows and of the columns. The output is the only tensor at full
+      resolution; the largest intermediate, between the two contractions,
+      has ``kernel_size / f`` times its size (1.5x for 3x3 at ``f = 2``,
+      less for larger factors). The channel mixing runs on ``f**2`` times
+      fewer pixels. Same weights and outputs (to float rounding);
       odd kernel sizes, stride 1, no dilation, ``padding="same"``,
       ``channels_last``.
     * ``remat=True`` keeps the direct computation under ``keras.remat``

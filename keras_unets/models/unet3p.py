@@ -114,7 +114,8 @@ def build_unet3p(
             kernel's channel mixing runs at the source's resolution, and the
             shifted bilinear up-sampling is two contractions. Same function
             (to float rounding), weights and weight order as the paper's
-            order; no full-resolution tensor wider than ``cat_channels``.
+            order; no intermediate larger than 1.5x a skip's
+            ``cat_channels``-wide output.
             The paper profile's setting. Measured at 512 x 512, batch 1,
             float32: XLA's buffers 4,384 MiB against 6,722 as written (and
             4,331 for ``"after_conv"``); a TensorFlow training step at 256
