@@ -56,35 +56,46 @@ def test_unet3p_predicts_at_several_sizes(tmp_path):
     assert any(isinstance(layer, BilinearUpSampling2D) for layer in loaded.layers)
 
 
-def _up_then_conv(x_shape, filters, factor):
+def _up_then_conv(x_shape, filters, factor, kernel=3, activation=None):
     inp = keras.Input(x_shape)
-    y = keras.layers.Conv2D(filters, 3, padding="same")(BilinearUpSampling2D(factor)(inp))
+    y = keras.layers.Conv2D(filters, kernel, padding="same", activation=activation)(
+        BilinearUpSampling2D(factor)(inp))
     return keras.Model(inp, y)
+
+
+def _upsample_conv(x_shape, filters, kernel=3, **layer_kwargs):
+    """A model of one ``UpsampleConv2D`` (layer ``uc``, 'same' padding)."""
+    from keras_unets.layers import UpsampleConv2D
+
+    inp = keras.Input(x_shape)
+    return keras.Model(inp, UpsampleConv2D(filters, kernel, padding="same", name="uc",
+                                           **layer_kwargs)(inp))
+
+
+def _squared_error_grads(models, x, target):
+    """Each model's gradient of sum((model(x) - target)**2) w.r.t. its weights (TF)."""
+    import tensorflow as tf
+
+    grads = []
+    for model in models:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum((model(x) - target) ** 2)
+        grads.append(tape.gradient(loss, model.trainable_variables))
+    return grads
 
 
 @pytest.mark.parametrize("remat", [False, True])
 def test_upsample_conv_equals_upsampling_then_conv(remat):
-    import tensorflow as tf
-
-    from keras_unets.layers import UpsampleConv2D
-
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 4, 4, 5)).astype("float32")
-    inp = keras.Input((4, 4, 5))
-    fused = keras.Model(inp, UpsampleConv2D(3, 3, upsample=4, remat=remat, padding="same",
-                                            name="uc")(inp))
+    fused = _upsample_conv((4, 4, 5), 3, upsample=4, remat=remat)
     assert fused.output_shape == (None, 16, 16, 3)
     assert [tuple(w.shape) for w in fused.weights] == [(3, 3, 5, 3), (3,)]
     ref = _up_then_conv((4, 4, 5), 3, 4)
     ref.set_weights(fused.get_weights())
     np.testing.assert_allclose(fused(x), ref(x), atol=1e-5)
     target = rng.normal(size=(2, 16, 16, 3)).astype("float32")
-    grads = []
-    for model in (fused, ref):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum((model(x) - target) ** 2)
-        grads.append(tape.gradient(loss, model.trainable_variables))
-    for a, b in zip(*grads):
+    for a, b in zip(*_squared_error_grads((fused, ref), x, target)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
 
 
@@ -94,46 +105,27 @@ def test_upsample_conv_factorized_equals_upsampling_then_conv(factor, kernel, ac
     # conv(U x, W) = sum_o shift_o(U(x W_o)): same outputs and gradients as
     # up-sampling then a 'same' conv, for any integer factor and odd kernel,
     # on a non-square input (rows and columns use their own matrices)
-    import tensorflow as tf
-
-    from keras_unets.layers import UpsampleConv2D
-
     rng = np.random.default_rng(factor + kernel)
     x = rng.normal(size=(2, 3, 5, 6)).astype("float32")
-    inp = keras.Input((3, 5, 6))
-    fac = keras.Model(inp, UpsampleConv2D(4, kernel, upsample=factor, factorized=True,
-                                          padding="same", activation=activation)(inp))
+    fac = _upsample_conv((3, 5, 6), 4, kernel, upsample=factor, factorized=True,
+                         activation=activation)
     assert fac.output_shape == (None, 3 * factor, 5 * factor, 4)
-    ref_in = keras.Input((3, 5, 6))
-    ref = keras.Model(ref_in, keras.layers.Conv2D(4, kernel, padding="same",
-                                                  activation=activation)(
-        BilinearUpSampling2D(factor)(ref_in)))
+    ref = _up_then_conv((3, 5, 6), 4, factor, kernel=kernel, activation=activation)
     ref.set_weights(fac.get_weights())
     np.testing.assert_allclose(fac(x), ref(x), atol=1e-5)
     target = rng.normal(size=(2, 3 * factor, 5 * factor, 4)).astype("float32")
-    grads = []
-    for model in (fac, ref):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum((model(x) - target) ** 2)
-        grads.append(tape.gradient(loss, model.trainable_variables))
-    for a, b in zip(*grads):
+    for a, b in zip(*_squared_error_grads((fac, ref), x, target)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
 def test_upsample_conv_factorized_under_mixed_precision():
     # float16 compute (the GPU's mixed_float16 policy): float16 output, the
     # direct computation's numbers to float16 rounding
-    from keras_unets.layers import UpsampleConv2D
-
     previous = keras.mixed_precision.global_policy()
     try:
         keras.mixed_precision.set_global_policy("mixed_float16")
-        inp = keras.Input((4, 4, 8))
-        fac = keras.Model(inp, UpsampleConv2D(4, 3, upsample=4, factorized=True,
-                                              padding="same")(inp))
-        ref_in = keras.Input((4, 4, 8))
-        ref = keras.Model(ref_in, keras.layers.Conv2D(4, 3, padding="same")(
-            BilinearUpSampling2D(4)(ref_in)))
+        fac = _upsample_conv((4, 4, 8), 4, upsample=4, factorized=True)
+        ref = _up_then_conv((4, 4, 8), 4, 4)
         ref.set_weights(fac.get_weights())
         x = np.random.default_rng(4).normal(size=(2, 4, 4, 8)).astype("float32")
         got, want = fac(x), ref(x)
@@ -147,14 +139,8 @@ def test_upsample_conv_factorized_under_mixed_precision():
 def test_upsample_conv_factorized_at_unknown_sizes():
     # a model built for any size (the tiled predictor's retrace) gives the
     # direct computation's numbers at each size
-    from keras_unets.layers import UpsampleConv2D
-
-    inp = keras.Input((None, None, 3))
-    fac = keras.Model(inp, UpsampleConv2D(2, 3, upsample=4, factorized=True,
-                                          padding="same")(inp))
-    ref_in = keras.Input((None, None, 3))
-    ref = keras.Model(ref_in, keras.layers.Conv2D(2, 3, padding="same")(
-        BilinearUpSampling2D(4)(ref_in)))
+    fac = _upsample_conv((None, None, 3), 2, upsample=4, factorized=True)
+    ref = _up_then_conv((None, None, 3), 2, 4)
     ref.set_weights(fac.get_weights())
     rng = np.random.default_rng(3)
     for shape in ((1, 4, 4, 3), (2, 3, 7, 3)):
@@ -167,9 +153,7 @@ def test_upsample_conv_factorized_at_unknown_sizes():
 def test_upsample_conv_serializes_and_rejects_bad_arguments(tmp_path):
     from keras_unets.layers import UpsampleConv2D
 
-    inp = keras.Input((4, 4, 2))
-    model = keras.Model(inp, UpsampleConv2D(3, 3, upsample=2, remat=True, padding="same",
-                                            name="uc")(inp))
+    model = _upsample_conv((4, 4, 2), 3, upsample=2, remat=True)
     path = tmp_path / "uc.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)  # registered: no custom_objects
@@ -198,11 +182,7 @@ def test_upsample_conv_serializes_and_rejects_bad_arguments(tmp_path):
 
 
 def test_upsample_conv_factorized_serializes(tmp_path):
-    from keras_unets.layers import UpsampleConv2D
-
-    inp = keras.Input((4, 4, 2))
-    model = keras.Model(inp, UpsampleConv2D(3, 3, upsample=2, factorized=True, padding="same",
-                                            name="uc")(inp))
+    model = _upsample_conv((4, 4, 2), 3, upsample=2, factorized=True)
     path = tmp_path / "ucf.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)

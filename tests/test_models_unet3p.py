@@ -159,6 +159,21 @@ def test_skip_upsampling_after_conv_without_batch_norm_and_unknown_value():
         build_unet3p(input_shape=(16, 16, 1), skip_upsampling="late")
 
 
+def _assert_same_function(paper, other, seed):
+    """``other`` with ``paper``'s weights: the same outputs, and BCE gradients (TF)."""
+    other.set_weights(paper.get_weights())
+    x = np.random.default_rng(seed).random((2, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(other(x, training=False), paper(x, training=False), atol=1e-5)
+    y = (x > 0.5).astype("float32")
+    grads = []
+    for model in (paper, other):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(keras.losses.binary_crossentropy(y, model(x, training=True)))
+        grads.append(tape.gradient(loss, model.trainable_variables))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_remat_skips_same_function_and_weights_without_up_layers():
     kw = dict(input_shape=(32, 32, 1), filters=4, depth=2, cat_channels=3)
     paper = build_unet3p(**kw)
@@ -168,17 +183,7 @@ def test_remat_skips_same_function_and_weights_without_up_layers():
     assert not any(n.endswith("_up") and "_from_hd" in n for n in names)
     conv = remat.get_layer("hd1_from_hd3_conv")
     assert type(conv).__name__ == "UpsampleConv2D" and conv.upsample == 4 and conv.remat
-    remat.set_weights(paper.get_weights())
-    x = np.random.default_rng(1).random((2, 32, 32, 1)).astype("float32")
-    np.testing.assert_allclose(remat(x, training=False), paper(x, training=False), atol=1e-5)
-    y = (x > 0.5).astype("float32")
-    grads = []
-    for model in (paper, remat):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(keras.losses.binary_crossentropy(y, model(x, training=True)))
-        grads.append(tape.gradient(loss, model.trainable_variables))
-    for a, b in zip(*grads):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    _assert_same_function(paper, remat, seed=1)
 
 
 def test_remat_skips_validation():
@@ -201,17 +206,7 @@ def test_factorize_skips_is_the_paper_order_without_up_sampled_maps():
     conv = fac.get_layer("hd1_from_hd4_conv")
     assert type(conv).__name__ == "UpsampleConv2D" and conv.upsample == 8
     assert conv.factorized and not conv.remat
-    fac.set_weights(paper.get_weights())
-    x = np.random.default_rng(2).random((2, 32, 32, 1)).astype("float32")
-    np.testing.assert_allclose(fac(x, training=False), paper(x, training=False), atol=1e-5)
-    y = (x > 0.5).astype("float32")
-    grads = []
-    for model in (paper, fac):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(keras.losses.binary_crossentropy(y, model(x, training=True)))
-        grads.append(tape.gradient(loss, model.trainable_variables))
-    for a, b in zip(*grads):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    _assert_same_function(paper, fac, seed=2)
 
 
 def test_factorize_skips_validation():
