@@ -105,6 +105,7 @@ def test_upsample_conv_factorized_equals_upsampling_then_conv(factor, kernel, ac
     # conv(U x, W) = sum_o shift_o(U(x W_o)): same outputs and gradients as
     # up-sampling then a 'same' conv, for any integer factor and odd kernel,
     # on a non-square input (rows and columns use their own matrices)
+    keras.utils.set_random_seed(factor + kernel)  # the same weights on every run
     rng = np.random.default_rng(factor + kernel)
     x = rng.normal(size=(2, 3, 5, 6)).astype("float32")
     fac = _upsample_conv((3, 5, 6), 4, kernel, upsample=factor, factorized=True,
@@ -114,8 +115,10 @@ def test_upsample_conv_factorized_equals_upsampling_then_conv(factor, kernel, ac
     ref.set_weights(fac.get_weights())
     np.testing.assert_allclose(fac(x), ref(x), atol=1e-5)
     target = rng.normal(size=(2, 3 * factor, 5 * factor, 4)).astype("float32")
+    # float32 sums in two orders: the absolute error grows with the gradient's
+    # scale (up to ~1e4 at 16x), so the tolerance does too
     for a, b in zip(*_squared_error_grads((fac, ref), x, target)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=max(1e-3, 1e-6 * float(np.abs(b).max())))
 
 
 def test_upsample_conv_factorized_under_mixed_precision():
