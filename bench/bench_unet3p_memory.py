@@ -79,12 +79,12 @@ JAX_WORKER = """
 import json, resource, statistics, sys, time
 import jax.numpy as jnp
 import numpy as np
-from keras_unets.models import compile_training_step, compiled_training_memory, get_model
+from keras_unets.models import compile_training_step, get_model
 kwargs, keep = json.loads(sys.argv[1]), sys.argv[2] == "1"
 size, steps = int(sys.argv[3]), int(sys.argv[4])
 model = get_model("unet3p", input_size=size, **kwargs)
-buffers = compiled_training_memory(model, batch_size=1, keep_remat=keep)
 step, opt, info = compile_training_step(model, batch_size=1, keep_remat=keep)
+buffers = {**info.pop("memory"), **info}  # as compiled_training_memory, one compile
 tv = [jnp.array(v.value) for v in model.trainable_variables]
 ntv = [jnp.array(v.value) for v in model.non_trainable_variables]
 ov = [jnp.array(v.value) for v in opt.variables]

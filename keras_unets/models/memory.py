@@ -166,8 +166,10 @@ def compile_training_step(model, batch_size=1, optimizer="adam", keep_remat=True
         three state lists are donated, so pass arrays you no longer need and
         go on with the returned ones);
         ``optimizer`` the built Keras optimizer whose ``variables`` give the
-        initial state; ``info`` a dict with ``platform``, ``device`` and
-        ``remat_barriers_kept`` (whether the CPU pass was turned off).
+        initial state; ``info`` a dict with ``platform``, ``device``,
+        ``remat_barriers_kept`` (whether the CPU pass was turned off) and
+        ``memory`` (XLA's buffer sizes as :func:`compiled_training_memory`
+        returns them, or None where XLA gives no analysis).
 
     Raises:
         RuntimeError: the Keras backend is not JAX.
@@ -231,9 +233,20 @@ def compile_training_step(model, batch_size=1, optimizer="adam", keep_remat=True
     options = {"xla_disable_hlo_passes": _CPU_BARRIER_PASS} if kept else None
     compiled = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*args).compile(
         compiler_options=options)
+    stats = compiled.memory_analysis()
+    memory = None
+    if stats is not None:
+        memory = {
+            "arguments": int(stats.argument_size_in_bytes),
+            "outputs": int(stats.output_size_in_bytes),
+            "aliased": int(stats.alias_size_in_bytes),
+            "temp": int(stats.temp_size_in_bytes),
+        }
+        memory["total"] = (memory["arguments"] + memory["outputs"] - memory["aliased"]
+                           + memory["temp"])
     info = {"platform": device.platform,
             "device": getattr(device, "device_kind", str(device)),
-            "remat_barriers_kept": kept}
+            "remat_barriers_kept": kept, "memory": memory}
     return compiled, opt, info
 
 
@@ -273,22 +286,14 @@ def compiled_training_memory(model, batch_size=1, optimizer="adam", keep_remat=T
         ValueError: a bad ``batch_size``, ``optimizer`` or ``keep_remat``, or
             a model input of unknown size.
     """
-    compiled, _, info = compile_training_step(model, batch_size=batch_size,
-                                              optimizer=optimizer, keep_remat=keep_remat)
-    stats = compiled.memory_analysis()
-    if stats is None:
+    _, _, info = compile_training_step(model, batch_size=batch_size,
+                                       optimizer=optimizer, keep_remat=keep_remat)
+    memory = info.pop("memory")
+    if memory is None:
         raise RuntimeError(f"XLA gave no memory analysis for the compiled step on "
                            f"{info['platform']!r} ({info['device']}); estimate_training_memory "
                            "works on every backend.")
-    out = {
-        "arguments": int(stats.argument_size_in_bytes),
-        "outputs": int(stats.output_size_in_bytes),
-        "aliased": int(stats.alias_size_in_bytes),
-        "temp": int(stats.temp_size_in_bytes),
-    }
-    out["total"] = out["arguments"] + out["outputs"] - out["aliased"] + out["temp"]
-    out.update(info)
-    return out
+    return {**memory, **info}
 
 
 def format_bytes(n):
