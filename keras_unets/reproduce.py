@@ -650,6 +650,7 @@ def train_arm(exp_dir, arm, model_name, *, profile, data_dir=None, log=print, se
         "time_limit_minutes": _run_config(run_dir).get("time_limit_minutes"),
         "val_slices": list(result.val_slices),
         "val_source": result.val_source,
+        "seed": _run_config(run_dir).get("seed"),
         "machine": machine_description(),
         "keras_backend": keras_backend(),
         # the code that trained it (evaluation may be re-run by later commits)
@@ -1257,6 +1258,87 @@ def holdout_summary(network, arm, data, *, log=print):
     return out
 
 
+def _previous_holdout(exp_dir, profile, seed, time_limit_minutes, skip=()):
+    """``{name: (arm, summary)}`` of ``exp_dir/metrics.json`` rows that can be carried over.
+
+    Only rows whose run folder (``runs/<name>/DONE.json``) is absent and
+    whose network is not in ``skip`` (the networks this call trains): a
+    finished run folder is evaluated afresh instead. Each carried summary
+    gets ``carried_from`` (date, commit, machine and command of the
+    evaluation that wrote the file, or the ``carried_from`` it already had).
+    A row trained with another seed or time limit than the one asked for
+    raises :class:`RunMismatchError`; an unreadable file raises
+    ``ValueError``: either way before anything trains or is rewritten.
+    """
+    path = Path(exp_dir) / "metrics.json"
+    if not path.exists():
+        return {}
+    try:
+        m = json.loads(path.read_text())
+        by_network = {s["network"]: s for s in m["summary"]}
+        arms = m["arms"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"Cannot read the earlier hold-out results {path} ({err.__class__.__name__}: "
+            f"{err}), whose rows this call would carry over. Expected the metrics.json "
+            f"that `reproduce holdout` writes; restore it (e.g. `git checkout {path}`) or "
+            f"move it away to start the table afresh.") from None
+    prov = m.get("provenance") or {}
+    origin = {"date_utc": prov.get("date_utc"), "git_commit": prov.get("git_commit"),
+              "machine": (prov.get("machine") or {}).get("description"),
+              "command": prov.get("command")}
+    out = {}
+    for name, network in HOLDOUT_NETWORKS.items():
+        if name in skip or (Path(exp_dir) / "runs" / name / DONE_MARKER).exists():
+            continue
+        if name not in arms or network not in by_network:
+            continue
+        arm, summary = dict(arms[name]), dict(by_network[network])
+        where = f"the {network} row of {path} (its run folder runs/{name} is not here)"
+        had = arm.get("seed")
+        wanted = profile_settings(profile, name)["seed"] if seed is None else int(seed)
+        if had is not None and int(had) != int(wanted):
+            raise SeedMismatchError(
+                f"{where} was trained with seed {had}, but seed {wanted} was asked for; "
+                f"carrying it over would mix seeds in one table. Use another results folder "
+                f"(--results, or the default results/seed-{wanted} of --seed {wanted}) or "
+                f"move {path} away.")
+        if "time_limit_minutes" in arm:
+            had = arm["time_limit_minutes"] or None
+            wanted = (profile_settings(profile, name).get("time_limit_minutes")
+                      if time_limit_minutes is None else time_limit_minutes) or None
+            if (had is None) != (wanted is None) or (
+                    had is not None and not math.isclose(float(had), float(wanted),
+                                                         rel_tol=1e-9)):
+                raise TimeLimitMismatchError(
+                    f"{where} was trained with {_limit_text(had)}, but {_limit_text(wanted)} "
+                    f"was asked for; carrying it over would report it as this run's. Use "
+                    f"another results folder (--results) or move {path} away.")
+        summary["carried_from"] = summary.get("carried_from") or origin
+        arm["carried_from"] = summary["carried_from"]
+        out[name] = (arm, summary)
+    return out
+
+
+def carried_note(summaries):
+    """Markdown lines naming the hold-out rows carried from an earlier evaluation ('' if none)."""
+    lines = []
+    for s in summaries:
+        c = s.get("carried_from")
+        if not c:
+            continue
+        lines.append(
+            f"- {s['network']}: carried from the evaluation of {c.get('date_utc') or '?'} "
+            f"(commit {(c.get('git_commit') or 'unknown')[:12]}, "
+            f"{c.get('machine') or 'machine unknown'}); its run folder was not here to "
+            f"evaluate again" + ("." if s.get("val_curve") else
+                                 "; no per-epoch curve was stored with it, so it is not "
+                                 "in the figure."))
+    if not lines:
+        return ""
+    return "\nRows not evaluated by this call:\n\n" + "\n".join(lines) + "\n"
+
+
 def _stopped_note(s):
     """' (time limit)' or ' (time limit of N min)' for a run stopped by its limit."""
     if not s.get("stopped_by_time_limit"):
@@ -1301,6 +1383,14 @@ def run_holdout(profile, *, results="results", data_dir=None, command=None, log=
     is one arm (``runs/<network>``); arms finished earlier are reused and
     all finished arms are reported, so the networks can be run one at a
     time (``networks``). Costs one more training per network.
+
+    A row of the folder's previous ``metrics.json`` whose run folder is not
+    here (results committed without their weights, e.g. a fresh clone
+    running ``--networks unet3p``) is carried over, not dropped: marked with
+    ``carried_from`` (the date, commit and machine of the evaluation that
+    wrote it) and listed under the table. A carried row trained with
+    another seed or time limit than this call asks for is an error
+    (:class:`RunMismatchError`), raised before anything trains.
     """
     from keras_unets.data import load_split
 
@@ -1309,6 +1399,7 @@ def run_holdout(profile, *, results="results", data_dir=None, command=None, log=
     exp_dir = _experiment_dir(results, profile, "holdout")
     data = load_split(data_dir)
     blind_slices(data)  # the split must contain 20-24 before anything trains
+    previous = _previous_holdout(exp_dir, profile, seed, time_limit_minutes, skip=networks)
     for name in networks:
         train_arm(exp_dir, name, name, profile=profile, data_dir=data_dir, log=log,
                   seed=seed, val_slices=f"{BLIND_SLICES[0]}-{BLIND_SLICES[-1]}",
@@ -1316,6 +1407,13 @@ def run_holdout(profile, *, results="results", data_dir=None, command=None, log=
     arms, summaries, curves = {}, [], {}
     for name, network in HOLDOUT_NETWORKS.items():
         if not (exp_dir / "runs" / name / DONE_MARKER).exists():
+            if name in previous:
+                arms[name], summary = previous[name]
+                summaries.append(summary)
+                if summary.get("val_curve"):
+                    curves[network] = summary["val_curve"]
+                log(f"[holdout] {network}: no run folder here; row carried from the "
+                    f"evaluation of {summary['carried_from'].get('date_utc', '?')}")
             continue
         arm = json.loads((exp_dir / "runs" / name / DONE_MARKER).read_text())
         arm["run_dir"] = str(exp_dir / "runs" / name)  # where it is now
@@ -1329,6 +1427,8 @@ def run_holdout(profile, *, results="results", data_dir=None, command=None, log=
         hist = read_history(arm["run_dir"])
         if "val_best_accuracy" in hist:
             curves[network] = hist["val_best_accuracy"]
+            # kept with the row, so that the figure survives a later carry-over
+            summaries[-1]["val_curve"] = [float(v) for v in hist["val_best_accuracy"]]
     figures = exp_dir / "figures"
     if curves:
         plot_epoch_curves(curves, figures / Path(HOLDOUT_FIGURE).name,
@@ -1338,6 +1438,7 @@ def run_holdout(profile, *, results="results", data_dir=None, command=None, log=
         f"# True hold-out ({profile} profile)\n\n"
         f"Each network's recipe trained on slices 0-19 only. {HOLDOUT_NOTE}\n\n"
         + markdown_table(HOLDOUT_HEADERS, rows)
+        + carried_note(summaries)
         + (f"\n![hold-out accuracy per epoch]({HOLDOUT_FIGURE})\n" if curves else "")
     )
     metrics = {
@@ -1584,7 +1685,8 @@ def write_summary(profile, *, results="results"):
             "The same recipes trained on slices 0-19 only (`make reproduce-holdout`). "
             f"{HOLDOUT_NOTE}\n",
             markdown_table(HOLDOUT_HEADERS, [_holdout_row(s, REPORT_ACCURACY.get(s["network"]))
-                                             for s in m.get("summary", [])]),
+                                             for s in m.get("summary", [])])
+            + carried_note(m.get("summary", [])),
         ]
     text += seed_spread_section(profile, results)
     if missing:

@@ -791,6 +791,81 @@ def test_smoke_holdout_trains_without_20_24_and_reuses(smoke_results):
         assert s["train_slices"] == "0-19"
 
 
+def _committed_holdout(root, dest):
+    """``dest/smoke/holdout`` as a clone has it: metrics.json, and the UNet 3+ run only."""
+    exp = dest / "smoke" / "holdout"
+    exp.mkdir(parents=True)
+    shutil.copy(root / "holdout" / "metrics.json", exp)
+    shutil.copytree(root / "holdout" / "runs" / "unet3p", exp / "runs" / "unet3p")
+    return exp
+
+
+def test_holdout_carries_rows_whose_run_folder_is_absent(smoke_results, small_isbi, tmp_path):
+    """Re-running one network over committed results (no weights) keeps the other rows."""
+    root, _ = smoke_results
+    exp = _committed_holdout(root, tmp_path)
+    before = _metrics(root, "holdout")
+    old = {s["network"]: s for s in before["summary"]}
+    log = []
+    m = rep.run_holdout("smoke", results=tmp_path, data_dir=small_isbi, command="pytest carry",
+                        log=log.append, networks=["unet3p"])
+    assert not any("training " in line for line in log)  # the UNet 3+ run is reused
+    assert [s["network"] for s in m["summary"]] == ["U-Net", "UNet++", "UNet 3+"]
+    origin = {"date_utc": before["provenance"]["date_utc"],
+              "git_commit": before["provenance"]["git_commit"],
+              "machine": before["provenance"]["machine"]["description"],
+              "command": "pytest smoke holdout"}
+    for s in m["summary"][:2]:
+        assert s["carried_from"] == origin
+        assert {k: v for k, v in s.items() if k != "carried_from"} == old[s["network"]]
+    assert m["arms"]["unet"]["carried_from"] == origin
+    assert m["arms"]["unet"]["seed"] == before["arms"]["unet"]["seed"] == 0
+    s3 = m["summary"][2]  # evaluated again from its run folder: the same numbers
+    assert "carried_from" not in s3 and "carried_from" not in m["arms"]["unet3p"]
+    for key in ("accuracy", "tta_accuracy", "accuracy_test_threshold"):
+        assert s3[key] == pytest.approx(old["UNet 3+"][key], abs=1e-9)
+    assert s3["val_curve"] == old["UNet 3+"]["val_curve"] and len(s3["val_curve"]) == 2
+    table = (exp / "table.md").read_text()
+    for network in ("U-Net", "UNet++"):
+        assert (f"- {network}: carried from the evaluation of {origin['date_utc']} "
+                f"(commit {(origin['git_commit'] or 'unknown')[:12]}, ") in table
+    assert "UNet 3+: carried" not in table and m["figures"] == FIGURES["holdout"]
+    assert "- UNet++: carried from" in rep.write_summary("smoke", results=tmp_path).read_text()
+    # carried again, a row keeps the evaluation it came from
+    m2 = rep.run_holdout("smoke", results=tmp_path, data_dir=small_isbi, command="again",
+                         log=log.append, networks="unet3p")
+    assert [s.get("carried_from") for s in m2["summary"]] == [origin, origin, None]
+
+
+@pytest.mark.parametrize("edit, error, match", [
+    (lambda m: m["arms"]["unet"].update(seed=7), rep.SeedMismatchError,
+     r"the U-Net row of .*metrics\.json \(its run folder runs/unet is not here\) was trained "
+     r"with seed 7, but seed 0 was asked for"),
+    (lambda m: m["arms"]["unetpp"].update(time_limit_minutes=30), rep.TimeLimitMismatchError,
+     r"the UNet\+\+ row .* was trained with a time limit of 30 min, but a time limit of "
+     r"5 min was asked for"),
+    (None, ValueError, r"Cannot read the earlier hold-out results .*metrics\.json "
+     r"\(JSONDecodeError: .*restore it"),
+])
+def test_holdout_carry_refuses_mismatched_or_unreadable_rows(smoke_results, small_isbi, tmp_path,
+                                                             edit, error, match):
+    """Nothing is carried, trained or rewritten: the earlier file stays as it was."""
+    root, _ = smoke_results
+    exp = _committed_holdout(root, tmp_path)
+    path = exp / "metrics.json"
+    if edit is None:
+        path.write_text(path.read_text()[:-40])  # cut short
+    else:
+        m = json.loads(path.read_text())
+        edit(m)
+        path.write_text(json.dumps(m))
+    before = path.read_bytes()
+    with pytest.raises(error, match=match):
+        rep.run_holdout("smoke", results=tmp_path, data_dir=small_isbi, log=lambda m: None,
+                        networks=["unet3p"])
+    assert path.read_bytes() == before and not (exp / "table.md").exists()
+
+
 def test_smoke_summary_gets_the_seed_spread_of_a_seed_folder(smoke_results, tmp_path):
     """SUMMARY.md of the smoke results plus a copy as seed 4 (its hold-out shifted by 0.01)."""
     root, _ = smoke_results

@@ -33,7 +33,9 @@ def register(group):
 @click.option("--data", "data_dir", default=None, type=click.Path(),
               help="ISBI 2012 folder (default: $ISBI2012_DIR, then ~/.keras/datasets/isbi2012).")
 @click.option("--networks", default=None,
-              help="holdout only: comma-separated networks to train (default: all three).")
+              help="holdout only: comma-separated networks to train (default: all three); "
+                   "the table's other rows are kept (carried over if their run folders "
+                   "are absent).")
 @click.option("--seed", default=None, type=click.IntRange(min=0),
               help="Train with this seed instead of the profile's (a seed spread); "
                    "results go to results/seed-N unless --results is given.")
