@@ -681,13 +681,32 @@ def _run_config(run_dir):
     return cfg if isinstance(cfg, dict) else {}
 
 
+def _wanted_seed(profile, model_name, seed):
+    """The seed a call trains ``model_name`` with: ``seed``, else the profile's."""
+    return int(profile_settings(profile, model_name)["seed"] if seed is None else seed)
+
+
+def _wanted_limit(profile, model_name, minutes):
+    """The time limit a call asks for (``None``: the profile's; 0 or no limit: ``None``)."""
+    return (profile_settings(profile, model_name).get("time_limit_minutes")
+            if minutes is None else minutes) or None
+
+
+def _same_limit(had, wanted):
+    """Whether two time limits (minutes, ``None`` or 0 for none) are the same."""
+    had, wanted = had or None, wanted or None
+    return (had is None and wanted is None) or (
+        had is not None and wanted is not None
+        and math.isclose(float(had), float(wanted), rel_tol=1e-9))
+
+
 def _check_run_seed(run_dir, saved, profile, model_name, seed):
     """Refuse to reuse or resume ``run_dir`` (its config ``saved``) trained with another seed."""
     had = saved.get("seed")
     if had is None:
         return
-    wanted = profile_settings(profile, model_name)["seed"] if seed is None else int(seed)
-    if int(had) != int(wanted):
+    wanted = _wanted_seed(profile, model_name, seed)
+    if int(had) != wanted:
         raise SeedMismatchError(
             f"{run_dir} was trained with seed {had}, but seed {wanted} was asked for; "
             f"its results would be mixed with this run's. Use another results folder "
@@ -715,12 +734,8 @@ def _check_run_time_limit(run_dir, saved, profile, model_name, minutes):
     if "time_limit_minutes" not in saved:
         return
     had = saved["time_limit_minutes"] or None
-    wanted = (profile_settings(profile, model_name).get("time_limit_minutes")
-              if minutes is None else minutes) or None
-    same = (had is None and wanted is None) or (
-        had is not None and wanted is not None
-        and math.isclose(float(had), float(wanted), rel_tol=1e-9))
-    if not same:
+    wanted = _wanted_limit(profile, model_name, minutes)
+    if not _same_limit(had, wanted):
         raise TimeLimitMismatchError(
             f"{run_dir} is a finished run trained with {_limit_text(had)}, but "
             f"{_limit_text(wanted)} was asked for; its results would be reported as this "
@@ -1296,8 +1311,8 @@ def _previous_holdout(exp_dir, profile, seed, time_limit_minutes, skip=()):
         arm, summary = dict(arms[name]), dict(by_network[network])
         where = f"the {network} row of {path} (its run folder runs/{name} is not here)"
         had = arm.get("seed")
-        wanted = profile_settings(profile, name)["seed"] if seed is None else int(seed)
-        if had is not None and int(had) != int(wanted):
+        wanted = _wanted_seed(profile, name, seed)
+        if had is not None and int(had) != wanted:
             raise SeedMismatchError(
                 f"{where} was trained with seed {had}, but seed {wanted} was asked for; "
                 f"carrying it over would mix seeds in one table. Use another results folder "
@@ -1305,11 +1320,8 @@ def _previous_holdout(exp_dir, profile, seed, time_limit_minutes, skip=()):
                 f"move {path} away.")
         if "time_limit_minutes" in arm:
             had = arm["time_limit_minutes"] or None
-            wanted = (profile_settings(profile, name).get("time_limit_minutes")
-                      if time_limit_minutes is None else time_limit_minutes) or None
-            if (had is None) != (wanted is None) or (
-                    had is not None and not math.isclose(float(had), float(wanted),
-                                                         rel_tol=1e-9)):
+            wanted = _wanted_limit(profile, name, time_limit_minutes)
+            if not _same_limit(had, wanted):
                 raise TimeLimitMismatchError(
                     f"{where} was trained with {_limit_text(had)}, but {_limit_text(wanted)} "
                     f"was asked for; carrying it over would report it as this run's. Use "
