@@ -700,18 +700,23 @@ def _same_limit(had, wanted):
         and math.isclose(float(had), float(wanted), rel_tol=1e-9))
 
 
-def _check_run_seed(run_dir, saved, profile, model_name, seed):
-    """Refuse to reuse or resume ``run_dir`` (its config ``saved``) trained with another seed."""
+def _check_run_seed(run_dir, saved, profile, model_name, seed, *, subject=None,
+                    consequence="its results would be mixed with this run's", move=None):
+    """Refuse to reuse or resume ``run_dir`` (its config ``saved``) trained with another seed.
+
+    ``subject``, ``consequence`` and ``move`` word the message for a record
+    that is not a run folder (a carried hold-out row).
+    """
     had = saved.get("seed")
     if had is None:
         return
     wanted = _wanted_seed(profile, model_name, seed)
     if int(had) != wanted:
         raise SeedMismatchError(
-            f"{run_dir} was trained with seed {had}, but seed {wanted} was asked for; "
-            f"its results would be mixed with this run's. Use another results folder "
+            f"{subject or run_dir} was trained with seed {had}, but seed {wanted} was asked "
+            f"for; {consequence}. Use another results folder "
             f"(--results, or the default results/seed-{wanted} of --seed {wanted}) or "
-            f"move {run_dir} away."
+            f"move {move or run_dir} away."
         )
 
 
@@ -724,12 +729,16 @@ def _limit_text(minutes):
     return "no time limit" if not minutes else f"a time limit of {float(minutes):g} min"
 
 
-def _check_run_time_limit(run_dir, saved, profile, model_name, minutes):
+def _check_run_time_limit(run_dir, saved, profile, model_name, minutes, *, subject=None,
+                          consequence="its results would be reported as this run's",
+                          move=None):
     """Refuse to reuse a finished run (its config ``saved``) trained under another time limit.
 
     ``minutes=None`` asks for the profile's limit. A run cut short by a
     3-minute limit is not the profile's run, and a full run is not what a
     time-limited call asked for: either would be reported as the other.
+    ``subject`` (default: "<run_dir> is a finished run"), ``consequence``
+    and ``move`` word the message as in :func:`_check_run_seed`.
     """
     if "time_limit_minutes" not in saved:
         return
@@ -737,9 +746,9 @@ def _check_run_time_limit(run_dir, saved, profile, model_name, minutes):
     wanted = _wanted_limit(profile, model_name, minutes)
     if not _same_limit(had, wanted):
         raise TimeLimitMismatchError(
-            f"{run_dir} is a finished run trained with {_limit_text(had)}, but "
-            f"{_limit_text(wanted)} was asked for; its results would be reported as this "
-            f"run's. Use another results folder (--results) or move {run_dir} away."
+            f"{subject or f'{run_dir} is a finished run'} trained with {_limit_text(had)}, "
+            f"but {_limit_text(wanted)} was asked for; {consequence}. Use another results "
+            f"folder (--results) or move {move or run_dir} away."
         )
 
 
@@ -1310,22 +1319,11 @@ def _previous_holdout(exp_dir, profile, seed, time_limit_minutes, skip=()):
             continue
         arm, summary = dict(arms[name]), dict(by_network[network])
         where = f"the {network} row of {path} (its run folder runs/{name} is not here)"
-        had = arm.get("seed")
-        wanted = _wanted_seed(profile, name, seed)
-        if had is not None and int(had) != wanted:
-            raise SeedMismatchError(
-                f"{where} was trained with seed {had}, but seed {wanted} was asked for; "
-                f"carrying it over would mix seeds in one table. Use another results folder "
-                f"(--results, or the default results/seed-{wanted} of --seed {wanted}) or "
-                f"move {path} away.")
-        if "time_limit_minutes" in arm:
-            had = arm["time_limit_minutes"] or None
-            wanted = _wanted_limit(profile, name, time_limit_minutes)
-            if not _same_limit(had, wanted):
-                raise TimeLimitMismatchError(
-                    f"{where} was trained with {_limit_text(had)}, but {_limit_text(wanted)} "
-                    f"was asked for; carrying it over would report it as this run's. Use "
-                    f"another results folder (--results) or move {path} away.")
+        _check_run_seed(path, arm, profile, name, seed, subject=where, move=path,
+                        consequence="carrying it over would mix seeds in one table")
+        _check_run_time_limit(path, arm, profile, name, time_limit_minutes,
+                              subject=f"{where} was", move=path,
+                              consequence="carrying it over would report it as this run's")
         summary["carried_from"] = summary.get("carried_from") or origin
         arm["carried_from"] = summary["carried_from"]
         out[name] = (arm, summary)
