@@ -283,6 +283,7 @@ PROFILES = {
                 "model_kwargs": {"output_activation": "sigmoid", "cat_channels": 8,
                                  "factorize_skips": True},
                 "steps_per_epoch": 80,
+                "epochs": 40,
             },
         },
         "models": {"unet3p_ds_cgm": _CGM},
