@@ -269,8 +269,11 @@ PROFILES = {
             # box; 0.9232 / 0.9203 (best epoch 17 of 40; TTA 0.9235 /
             # 0.9217) against 0.9223 / 0.9182, one run each (trial commit
             # 89b0036, `make reproduce-unet3p PROFILE=quick` in a clean
-            # clone), adopted. A slower box stops at the time limit, and the
-            # clock-following cosine still decays to its floor.
+            # clone), adopted as the report's count. The three-seed hold-out
+            # (0-19 trained, chosen on 20-24) does not confirm a gain: mean
+            # 0.9220 against 0.9224 with 30 epochs. A slower box stops at the
+            # time limit, and the clock-following cosine still decays to its
+            # floor.
             # bn_momentum 0.9 (all three): with Keras' 0.99 the moving BN
             # statistics still hold 0.99**N of their initial 0/1 after N
             # steps (16 % after 180): the quick UNet 3+ validated at

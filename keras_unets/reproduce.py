@@ -1471,12 +1471,18 @@ REPORT_ACCURACY = {"U-Net": 0.9189, "UNet++": 0.917, "UNet++ (deep supervision)"
 
 
 def _trained_at(eval_commit, arms):
-    """'; runs trained at commit ...' when a reused run was trained by other code."""
-    commits = sorted({(a.get("git_commit") or "unknown")[:12]
-                      + (" (dirty)" if a.get("git_dirty") else "")
-                      for a in arms.values()
-                      if (a.get("git_commit") or "unknown") != eval_commit or a.get("git_dirty")})
-    return f"; runs trained at commit {', '.join(commits)}" if commits else ""
+    """'; run(s) NAME, ... trained at commit ...' for each reused run trained by other code.
+
+    Names the runs, so a folder that mixes runs of this commit with older
+    ones (a hold-out rerun of one network) does not read as all older.
+    """
+    by_commit = {}
+    for name, a in sorted(arms.items()):
+        if (a.get("git_commit") or "unknown") != eval_commit or a.get("git_dirty"):
+            label = (a.get("git_commit") or "unknown")[:12] + (" (dirty)" if a.get("git_dirty") else "")
+            by_commit.setdefault(label, []).append(name)
+    return "".join(f"; {'runs' if len(names) > 1 else 'run'} {', '.join(names)} trained at commit {label}"
+                   for label, names in sorted(by_commit.items()))
 
 
 def _tta_row(s, report):

@@ -665,9 +665,14 @@ def test_trained_at_names_other_code_only():
     assert rep._trained_at("c" * 40, same) == ""
     other = {"a": {"git_commit": "c" * 40, "git_dirty": False},
              "b": {"git_commit": "d" * 40, "git_dirty": True}}
-    assert rep._trained_at("c" * 40, other) == "; runs trained at commit dddddddddddd (dirty)"
+    assert rep._trained_at("c" * 40, other) == "; run b trained at commit dddddddddddd (dirty)"
     # a run finished before DONE.json recorded its commit
-    assert rep._trained_at("c" * 40, {"a": {}}) == "; runs trained at commit unknown"
+    assert rep._trained_at("c" * 40, {"a": {}}) == "; run a trained at commit unknown"
+    # runs of two older commits, each commit with the runs it trained
+    mixed = {"unet": {"git_commit": "d" * 40}, "unetpp": {"git_commit": "d" * 40},
+             "unet3p": {"git_commit": "c" * 40}, "x": {"git_commit": "e" * 40}}
+    assert rep._trained_at("c" * 40, mixed) == (
+        "; runs unet, unetpp trained at commit dddddddddddd; run x trained at commit eeeeeeeeeeee")
 
 
 def test_smoke_table1(smoke_results):
