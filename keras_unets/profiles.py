@@ -56,8 +56,8 @@ Profiles:
     ``lr_schedule="cosine_time"`` (:class:`keras_unets.callbacks.CosineTimeDecay`:
     the cosine runs over the elapsed fraction of the 30 minutes, or of the
     planned steps if they run out first) with short epochs (150, 100 and 80
-    steps, up to 30 epochs; 40 for UNet 3+, the report's count) so that the report's best-epoch selection has
-    several checkpoints to choose from.
+    steps, up to 30 epochs; 40 for UNet 3+, the report's count) so that the
+    report's best-epoch selection has several checkpoints to choose from.
 
 ``smoke``
     Seconds: 4 filters, 64 x 64 crops, 2 epochs x 2 steps. For tests and the
