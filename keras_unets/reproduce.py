@@ -681,25 +681,6 @@ def _run_config(run_dir):
     return cfg if isinstance(cfg, dict) else {}
 
 
-def _wanted_seed(profile, model_name, seed):
-    """The seed a call trains ``model_name`` with: ``seed``, else the profile's."""
-    return int(profile_settings(profile, model_name)["seed"] if seed is None else seed)
-
-
-def _wanted_limit(profile, model_name, minutes):
-    """The time limit a call asks for (``None``: the profile's; 0 or no limit: ``None``)."""
-    return (profile_settings(profile, model_name).get("time_limit_minutes")
-            if minutes is None else minutes) or None
-
-
-def _same_limit(had, wanted):
-    """Whether two time limits (minutes, ``None`` or 0 for none) are the same."""
-    had, wanted = had or None, wanted or None
-    return (had is None and wanted is None) or (
-        had is not None and wanted is not None
-        and math.isclose(float(had), float(wanted), rel_tol=1e-9))
-
-
 def _check_run_seed(run_dir, saved, profile, model_name, seed, *, subject=None,
                     consequence="its results would be mixed with this run's", move=None):
     """Refuse to reuse or resume ``run_dir`` (its config ``saved``) trained with another seed.
@@ -710,7 +691,7 @@ def _check_run_seed(run_dir, saved, profile, model_name, seed, *, subject=None,
     had = saved.get("seed")
     if had is None:
         return
-    wanted = _wanted_seed(profile, model_name, seed)
+    wanted = int(profile_settings(profile, model_name)["seed"] if seed is None else seed)
     if int(had) != wanted:
         raise SeedMismatchError(
             f"{subject or run_dir} was trained with seed {had}, but seed {wanted} was asked "
@@ -743,8 +724,12 @@ def _check_run_time_limit(run_dir, saved, profile, model_name, minutes, *, subje
     if "time_limit_minutes" not in saved:
         return
     had = saved["time_limit_minutes"] or None
-    wanted = _wanted_limit(profile, model_name, minutes)
-    if not _same_limit(had, wanted):
+    wanted = (profile_settings(profile, model_name).get("time_limit_minutes")
+              if minutes is None else minutes) or None
+    same = (had is None and wanted is None) or (
+        had is not None and wanted is not None
+        and math.isclose(float(had), float(wanted), rel_tol=1e-9))
+    if not same:
         raise TimeLimitMismatchError(
             f"{subject or f'{run_dir} is a finished run'} trained with {_limit_text(had)}, "
             f"but {_limit_text(wanted)} was asked for; {consequence}. Use another results "
@@ -1478,8 +1463,9 @@ def _trained_at(eval_commit, arms):
     """
     by_commit = {}
     for name, a in sorted(arms.items()):
-        if (a.get("git_commit") or "unknown") != eval_commit or a.get("git_dirty"):
-            label = (a.get("git_commit") or "unknown")[:12] + (" (dirty)" if a.get("git_dirty") else "")
+        commit = a.get("git_commit") or "unknown"
+        if commit != eval_commit or a.get("git_dirty"):
+            label = commit[:12] + (" (dirty)" if a.get("git_dirty") else "")
             by_commit.setdefault(label, []).append(name)
     return "".join(f"; {'runs' if len(names) > 1 else 'run'} {', '.join(names)} trained at commit {label}"
                    for label, names in sorted(by_commit.items()))
