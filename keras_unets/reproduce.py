@@ -78,6 +78,10 @@ Decisions where the report is silent (documented here and in SUMMARY.md):
 - Inference time: overlap-tile prediction of the test slices with
   :func:`keras_unets.predict.predict_tiled`'s defaults, best of 3 timed calls
   after a warm-up (``smoke``: a single call without warm-up, not meaningful).
+- Figures again without training (:func:`redraw_figures`, ``keras-unets
+  reproduce figures``): the per-epoch figures are drawn from the histories
+  kept in metrics.json, so results written by older plotting code can be
+  redrawn by the current one; the numbers are not touched.
 """
 from __future__ import annotations
 
@@ -91,6 +95,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -483,7 +488,9 @@ def plot_epoch_curves(curves, path, *, ylabel="pixel accuracy", title="Accuracy 
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best")
+    # below the axes, not inside: a legend placed "best" still covered the
+    # first epochs' points (Fig. 13), whose low values leave no empty corner
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize="small", frameon=False)
     return _save(fig, path)
 
 
@@ -510,6 +517,87 @@ def plot_pruning(levels, accuracies, seconds_per_slice, path, *, parameters=None
     ax.set_title(title)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+# The per-epoch figures of each experiment, from its histories: drawn by the
+# experiments below and again, without training, by :func:`redraw_figures`.
+def draw_fig11(hist, figures):
+    """Fig. 11 (U-Net): accuracy on 25-29 and training accuracy per epoch.
+
+    ``hist``: the full-resolution arm's history (column -> values per epoch).
+    Returns the curves drawn (empty: no figure).
+    """
+    rep = REPORT["unet"]
+    curves = {}
+    if hist.get("val_best_accuracy"):
+        curves["slices 25-29, best threshold per epoch"] = hist["val_best_accuracy"]
+    key, acc = _train_accuracy(hist)
+    if acc:
+        curves[f"training ({key}, threshold 0.5)"] = acc
+    if curves:
+        plot_epoch_curves(curves, Path(figures) / "fig11_accuracy_per_epoch.png",
+                          title="Fig. 11: U-Net accuracy per epoch",
+                          reference=(rep["accuracy"], f"report: {rep['accuracy']}"))
+    return curves
+
+
+def draw_unetpp_epoch_figures(h_ds, h_no, figures):
+    """Fig. 12 (UNet++ training accuracy, with and without deep supervision)
+    and the accuracy on 25-29 per epoch of both runs.
+
+    Returns ``(training curves, test curves)`` as drawn (empty: no figure).
+    """
+    rep = REPORT["unetpp"]
+    curves = {}
+    key, acc = _train_accuracy(h_no)
+    if acc:
+        curves[f"without deep supervision ({key})"] = acc
+    for head in ("out4", "out1"):
+        key, acc = _train_accuracy(h_ds, head)
+        if acc:
+            curves[f"with deep supervision ({key})"] = acc
+    if curves:
+        plot_epoch_curves(curves, Path(figures) / "fig12_training_accuracy.png",
+                          ylabel="training pixel accuracy (threshold 0.5)",
+                          title="Fig. 12: UNet++ training accuracy per epoch", mark_best=False)
+    test_curves = {}
+    if h_no.get("val_best_accuracy"):
+        test_curves["without deep supervision"] = h_no["val_best_accuracy"]
+    if h_ds.get("val_best_accuracy"):
+        test_curves["with deep supervision (main head)"] = h_ds["val_best_accuracy"]
+    if test_curves:
+        plot_epoch_curves(test_curves, Path(figures) / "unetpp_test_accuracy_per_epoch.png",
+                          title="UNet++ accuracy on slices 25-29 per epoch (best threshold)",
+                          reference=(rep["no_ds"], f"report, no DS: {rep['no_ds']}"))
+    return curves, test_curves
+
+
+def draw_fig13(curve, figures):
+    """Fig. 13 (UNet 3+): accuracy on 25-29 per epoch, best epoch marked.
+
+    Returns whether it was drawn (not for an empty curve).
+    """
+    rep = REPORT["unet3p"]
+    if not curve:
+        return False
+    plot_epoch_curves({"ours: slices 25-29, best threshold per epoch": curve},
+                      Path(figures) / "fig13_test_accuracy_per_epoch.png",
+                      title="Fig. 13: UNet 3+ test accuracy per epoch",
+                      reference=(rep["accuracy"],
+                                 f"report: {rep['accuracy']} at epoch {rep['best_epoch']}"))
+    return True
+
+
+def draw_holdout_figure(curves, figures):
+    """The hold-out's accuracy on slices 20-24 per epoch, one curve per network.
+
+    Returns whether it was drawn (not without curves).
+    """
+    if not curves:
+        return False
+    plot_epoch_curves(curves, Path(figures) / Path(HOLDOUT_FIGURE).name,
+                      title="Accuracy on held-out slices 20-24 per epoch (best threshold)")
+    return True
 
 
 # ---------------------------------------------------------------------------
@@ -976,16 +1064,7 @@ def run_unet(profile, *, results="results", data_dir=None, command=None, log=pri
         figures / "fig10_threshold.png", report_threshold=rep["best_threshold"],
         title="Fig. 10: U-Net accuracy against binarisation threshold")
     hist = read_history(full["run_dir"])
-    curves = {}
-    if "val_best_accuracy" in hist:
-        curves["slices 25-29, best threshold per epoch"] = hist["val_best_accuracy"]
-    key, acc = _train_accuracy(hist)
-    if acc:
-        curves[f"training ({key}, threshold 0.5)"] = acc
-    if curves:
-        plot_epoch_curves(curves, figures / "fig11_accuracy_per_epoch.png",
-                          title="Fig. 11: U-Net accuracy per epoch",
-                          reference=(rep["accuracy"], f"report: {rep['accuracy']}"))
+    curves = draw_fig11(hist, figures)
 
     table_md = (
         f"# U-Net ({profile} profile)\n\n"
@@ -1081,27 +1160,7 @@ def run_unetpp(profile, *, results="results", data_dir=None, command=None, log=p
 
     figures = exp_dir / "figures"
     h_ds, h_no = read_history(ds["run_dir"]), read_history(no_ds["run_dir"])
-    curves = {}
-    key, acc = _train_accuracy(h_no)
-    if acc:
-        curves[f"without deep supervision ({key})"] = acc
-    for head in ("out4", "out1"):
-        key, acc = _train_accuracy(h_ds, head)
-        if acc:
-            curves[f"with deep supervision ({key})"] = acc
-    if curves:
-        plot_epoch_curves(curves, figures / "fig12_training_accuracy.png",
-                          ylabel="training pixel accuracy (threshold 0.5)",
-                          title="Fig. 12: UNet++ training accuracy per epoch", mark_best=False)
-    test_curves = {}
-    if "val_best_accuracy" in h_no:
-        test_curves["without deep supervision"] = h_no["val_best_accuracy"]
-    if "val_best_accuracy" in h_ds:
-        test_curves["with deep supervision (main head)"] = h_ds["val_best_accuracy"]
-    if test_curves:
-        plot_epoch_curves(test_curves, figures / "unetpp_test_accuracy_per_epoch.png",
-                          title="UNet++ accuracy on slices 25-29 per epoch (best threshold)",
-                          reference=(rep["no_ds"], f"report, no DS: {rep['no_ds']}"))
+    curves, test_curves = draw_unetpp_epoch_figures(h_ds, h_no, figures)
     plot_pruning([lv["level"] for lv in levels], [lv["accuracy"] for lv in levels],
                  [lv["seconds_per_slice"] for lv in levels], figures / "unetpp_pruning.png",
                  parameters=[lv["parameters"] for lv in levels])
@@ -1156,12 +1215,7 @@ def run_unet3p(profile, *, results="results", data_dir=None, command=None, log=p
     hist = read_history(main["run_dir"])
     figures = exp_dir / "figures"
     curve = hist.get("val_best_accuracy")
-    if curve:
-        plot_epoch_curves({"ours: slices 25-29, best threshold per epoch": curve},
-                          figures / "fig13_test_accuracy_per_epoch.png",
-                          title="Fig. 13: UNet 3+ test accuracy per epoch",
-                          reference=(rep["accuracy"],
-                                     f"report: {rep['accuracy']} at epoch {rep['best_epoch']}"))
+    draw_fig13(curve, figures)
     best_epoch = int(np.nanargmax(curve)) + 1 if curve else None
     rows = [["report", f"{rep['best_epoch']} of {rep['epochs']}", str(rep["accuracy"])],
             ["ours", f"{best_epoch} of {len(curve)}" if curve else "–",
@@ -1425,9 +1479,7 @@ def run_holdout(profile, *, results="results", data_dir=None, command=None, log=
             # kept with the row, so that the figure survives a later carry-over
             summaries[-1]["val_curve"] = [float(v) for v in hist["val_best_accuracy"]]
     figures = exp_dir / "figures"
-    if curves:
-        plot_epoch_curves(curves, figures / Path(HOLDOUT_FIGURE).name,
-                          title="Accuracy on held-out slices 20-24 per epoch (best threshold)")
+    draw_holdout_figure(curves, figures)
     rows = [_holdout_row(s, REPORT_ACCURACY.get(s["network"])) for s in summaries]
     table_md = (
         f"# True hold-out ({profile} profile)\n\n"
@@ -1451,6 +1503,78 @@ def run_holdout(profile, *, results="results", data_dir=None, command=None, log=
 
 RUNNERS = {"unet": run_unet, "unetpp": run_unetpp, "unet3p": run_unet3p,
            "holdout": run_holdout}
+
+
+def _redraw(exp, metrics, figures):
+    """Draw ``exp``'s per-epoch figures into ``figures`` from its metrics."""
+    if exp == "unet":
+        draw_fig11(metrics.get("history") or {}, figures)
+    elif exp == "unetpp":
+        hist = metrics.get("history") or {}
+        draw_unetpp_epoch_figures(hist.get("ds") or {}, hist.get("no_ds") or {}, figures)
+    elif exp == "unet3p":
+        draw_fig13((metrics.get("history") or {}).get("val_best_accuracy"), figures)
+    else:
+        draw_holdout_figure({s["network"]: s["val_curve"] for s in metrics.get("summary", [])
+                             if s.get("val_curve")}, figures)
+
+
+def redraw_figures(profile, *, results="results", command=None, log=print):
+    """Draw the per-epoch figures again from each experiment's metrics.json; no training.
+
+    For figures written by an older version of the plotting code (the legend
+    of Fig. 13 covered its first epochs until it moved below the axes): the
+    numbers stay, only the picture is drawn again. Redraws Fig. 11, Fig. 12,
+    the UNet++ accuracy per epoch, Fig. 13 and the hold-out figure from the
+    histories stored in ``<results>/<profile>/<experiment>/metrics.json``;
+    only figures that metrics.json lists are replaced (atomically), so the
+    tables keep linking what exists. Fig. 10 and the pruning plot are left as
+    they are (Fig. 10's curve on slices 20-24 is not stored). Each rewritten
+    metrics.json gets ``figures_redrawn`` (the command, commit and date of
+    this call). Every metrics.json is read before anything is written; an
+    unreadable one is an error naming it. Returns the paths replaced.
+    """
+    check_profile(profile)
+    root = Path(results) / profile
+    found = {}
+    for exp in (*EXPERIMENTS, "holdout"):
+        path = root / exp / "metrics.json"
+        if not path.exists():
+            continue
+        try:
+            found[exp] = json.loads(path.read_text())
+            if not isinstance(found[exp], dict):
+                raise ValueError(f"a JSON {type(found[exp]).__name__}, not an object")
+        except ValueError as exc:
+            raise ValueError(
+                f"Cannot read {path} ({type(exc).__name__}: {exc}); nothing was redrawn. "
+                "Restore it (e.g. git checkout -- <file>) or run the experiment again."
+            ) from None
+    if not found:
+        raise FileNotFoundError(
+            f"No metrics.json under {root}/{{{','.join((*EXPERIMENTS, 'holdout'))}}}: "
+            f"nothing to redraw. Run `keras-unets reproduce all --profile {profile}` "
+            "(or a make reproduce-* target) first, or pass --results where they are."
+        )
+    prov = provenance(command)
+    stamp = {k: prov[k] for k in ("command", "date_utc", "git_commit", "git_dirty")}
+    replaced = []
+    for exp, metrics in found.items():
+        exp_dir = root / exp
+        listed = set(metrics.get("figures", []))
+        with tempfile.TemporaryDirectory(dir=exp_dir, prefix=".redraw-") as tmp:
+            _redraw(exp, metrics, Path(tmp))
+            drawn = sorted(f"figures/{f.name}" for f in Path(tmp).glob("*.png")
+                           if f"figures/{f.name}" in listed)
+            for rel in drawn:
+                (exp_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(Path(tmp) / Path(rel).name, exp_dir / rel)
+                replaced.append(exp_dir / rel)
+        if drawn:
+            metrics["figures_redrawn"] = stamp
+            atomic_write_json(exp_dir / "metrics.json", _jsonable(metrics))
+        log(f"[{exp}] redrew {', '.join(drawn) if drawn else 'nothing (no per-epoch figure)'}")
+    return replaced
 REPORT_ACCURACY = {"U-Net": 0.9189, "UNet++": 0.917, "UNet++ (deep supervision)": 0.894,
                    "UNet 3+": 0.923}
 

@@ -190,6 +190,64 @@ def test_figures_are_pngs_and_check_their_input(tmp_path):
     assert not (tmp_path / "bad.png").exists()
 
 
+def _fake_experiment(root, exp, metrics, figures):
+    """``root/quick/exp`` with ``metrics`` and a placeholder for each listed figure."""
+    d = root / "quick" / exp
+    (d / "figures").mkdir(parents=True)
+    metrics = {**metrics, "experiment": exp, "figures": figures}
+    (d / "metrics.json").write_text(json.dumps(metrics))
+    for f in figures:
+        (d / f).write_bytes(b"placeholder")
+    return d
+
+
+def test_redraw_figures_from_metrics_only(tmp_path):
+    """The histories in metrics.json are enough; only listed figures are replaced."""
+    curve = [0.90, 0.92, None, 0.91]  # None: a NaN written by json
+    u3 = _fake_experiment(tmp_path, "unet3p", {"history": {"val_best_accuracy": curve},
+                                               "summary": [{"accuracy_as_report": 0.92}]},
+                          ["figures/fig13_test_accuracy_per_epoch.png"])
+    # Fig. 10 cannot be redrawn (no 20-24 curve stored): it stays as it was
+    unet = _fake_experiment(tmp_path, "unet", {"history": {"val_best_accuracy": curve,
+                                                           "acc": [0.8, 0.85, 0.86, 0.87]}},
+                            ["figures/fig10_threshold.png", "figures/fig11_accuracy_per_epoch.png"])
+    # a row without a stored curve (older results) draws nothing, and the
+    # figure metrics.json does not list is not created
+    ho = _fake_experiment(tmp_path, "holdout", {"summary": [{"network": "U-Net"}]}, [])
+    before = json.loads((u3 / "metrics.json").read_text())
+    log = []
+    paths = rep.redraw_figures("quick", results=tmp_path, command="pytest redraw", log=log.append)
+    assert sorted(paths) == [unet / "figures/fig11_accuracy_per_epoch.png",
+                             u3 / "figures/fig13_test_accuracy_per_epoch.png"]
+    assert all(_is_png(p) for p in paths)
+    assert (unet / "figures/fig10_threshold.png").read_bytes() == b"placeholder"
+    assert not (ho / "figures" / Path(rep.HOLDOUT_FIGURE).name).exists()
+    after = json.loads((u3 / "metrics.json").read_text())
+    stamp = after.pop("figures_redrawn")
+    assert after == before  # the numbers are not touched
+    assert stamp["command"] == "pytest redraw" and re.match(r"\d{4}-\d\d-\d\dT", stamp["date_utc"])
+    assert "figures_redrawn" not in json.loads((ho / "metrics.json").read_text())
+    assert "[holdout] redrew nothing (no per-epoch figure)" in log
+    assert not list(u3.glob(".redraw-*"))  # the temporary folder is gone
+
+
+def test_redraw_figures_errors_name_the_folder_and_write_nothing(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"No metrics\.json under .*quick/\{unet,unetpp,"
+                       r"unet3p,holdout\}: nothing to redraw\. Run `keras-unets reproduce all"):
+        rep.redraw_figures("quick", results=tmp_path)
+    u3 = _fake_experiment(tmp_path, "unet3p", {"history": {"val_best_accuracy": [0.9, 0.91]}},
+                          ["figures/fig13_test_accuracy_per_epoch.png"])
+    (tmp_path / "quick" / "unetpp").mkdir()
+    (tmp_path / "quick" / "unetpp" / "metrics.json").write_text('{"experiment": "unetpp", ')
+    with pytest.raises(ValueError, match=r"Cannot read .*unetpp/metrics\.json \(JSONDecodeError: "
+                       r".*nothing was redrawn\. Restore it"):
+        rep.redraw_figures("quick", results=tmp_path)
+    # read before anything is written: the readable experiment is untouched too
+    assert (u3 / "figures/fig13_test_accuracy_per_epoch.png").read_bytes() == b"placeholder"
+    with pytest.raises(ValueError, match="Unknown profile|profile"):
+        rep.redraw_figures("fast", results=tmp_path)
+
+
 def test_history_column_choice():
     hist = {"loss": [1.0], "out1_acc": [0.7], "out4_acc": [0.8], "val_best_accuracy": [0.9]}
     assert rep._train_accuracy(hist, "out4") == ("out4_acc", [0.8])
@@ -940,6 +998,34 @@ def test_holdout_bad_network_names_fail_before_training(tmp_path, small_isbi):
                          timeout=120, cwd=tmp_path)
     assert out.returncode == 2 and "applies to the holdout experiment only" in out.stderr
     assert not (tmp_path / "smoke").exists()
+
+
+def test_smoke_figures_redrawn_from_committed_results(smoke_results, tmp_path):
+    """As a clone has the results (no run folders): every per-epoch figure comes back."""
+    root, _ = smoke_results
+    for exp in (*rep.EXPERIMENTS, "holdout"):
+        dest = tmp_path / "smoke" / exp
+        shutil.copytree(root / exp, dest, ignore=shutil.ignore_patterns("runs"))
+        for fig in FIGURES[exp]:
+            (dest / fig).write_bytes(b"placeholder")
+    env = dict(os.environ, PROFILE="smoke")
+    out = subprocess.run(
+        [sys.executable, "-c", "from keras_unets.cli import main; main()", "reproduce", "figures",
+         "--results", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    kept = {"figures/fig10_threshold.png", "figures/unetpp_pruning.png"}  # not from histories
+    for exp in (*rep.EXPERIMENTS, "holdout"):
+        m = _metrics(tmp_path / "smoke", exp)
+        assert m["figures_redrawn"]["command"].endswith("reproduce figures --results "
+                                                        + str(tmp_path))
+        for fig in FIGURES[exp]:
+            path = tmp_path / "smoke" / exp / fig
+            assert (path.read_bytes() == b"placeholder") if fig in kept else _is_png(path), fig
+    assert "[unet3p] redrew figures/fig13_test_accuracy_per_epoch.png" in out.stdout
+    # the numbers are the run's own
+    assert _metrics(tmp_path / "smoke", "unet3p")["summary"] == _metrics(root, "unet3p")["summary"]
 
 
 def test_smoke_summary_script(smoke_results, small_isbi):

@@ -3,7 +3,7 @@
 A thin layer over :mod:`keras_unets.reproduce` (imported lazily so that
 ``keras-unets --help`` stays fast)::
 
-    keras-unets reproduce unet|unetpp|unet3p|all|holdout|summary
+    keras-unets reproduce unet|unetpp|unet3p|all|holdout|summary|figures
                           [--profile quick|paper|smoke] [--results DIR] [--data DIR]
                           [--networks unet,unetpp,unet3p]   (holdout only)
                           [--seed N]   (results/seed-N unless --results)
@@ -24,7 +24,7 @@ def register(group):
 
 
 @click.command("reproduce")
-@click.argument("experiment", type=click.Choice([*_EXPERIMENTS, "all", "holdout", "summary"]))
+@click.argument("experiment", type=click.Choice([*_EXPERIMENTS, "all", "holdout", "summary", "figures"]))
 @click.option("--profile", type=click.Choice(["paper", "quick", "smoke"]), default=None,
               help="Default: $PROFILE, else paper when a GPU is visible, else quick.")
 @click.option("--results", default=None, type=click.Path(file_okay=False),
@@ -50,7 +50,8 @@ def reproduce(experiment, profile, results, data_dir, networks, seed, time_limit
     unet: Table I, Fig. 10, Fig. 11. unetpp: Table II, Fig. 12, pruning L1..L4.
     unet3p: Fig. 13. all: the three. holdout (not in the report): each
     network trained on slices 0-19, epoch and threshold chosen on 20-24,
-    measured on 25-29. summary: only rewrite SUMMARY.md.
+    measured on 25-29. summary: only rewrite SUMMARY.md. figures: only draw
+    the per-epoch figures again from each metrics.json (no training).
     Every run rewrites <results>/<profile>/SUMMARY.md; finished trainings are
     reused and interrupted ones resumed.
     """
@@ -70,6 +71,14 @@ def reproduce(experiment, profile, results, data_dir, networks, seed, time_limit
             click.echo(f"profile: {profile} ({reason})")
             root = rep.default_results(seed) if results is None else results
             click.echo(f"summary: {rep.write_summary(profile, results=root)}")
+            return
+        if experiment == "figures":
+            click.echo(f"profile: {profile} ({reason})")
+            root = rep.default_results(seed) if results is None else results
+            try:
+                rep.redraw_figures(profile, results=root, command=command, log=click.echo)
+            except (FileNotFoundError, ValueError) as exc:
+                raise click.ClickException(str(exc)) from None
             return
         todo = _EXPERIMENTS if experiment == "all" else (experiment,)
         try:  # before the data is resolved: a usage error, not a traceback
