@@ -79,9 +79,10 @@ Decisions where the report is silent (documented here and in SUMMARY.md):
   :func:`keras_unets.predict.predict_tiled`'s defaults, best of 3 timed calls
   after a warm-up (``smoke``: a single call without warm-up, not meaningful).
 - Figures again without training (:func:`redraw_figures`, ``keras-unets
-  reproduce figures``): the per-epoch figures are drawn from the histories
-  kept in metrics.json, so results written by older plotting code can be
-  redrawn by the current one; the numbers are not touched.
+  reproduce figures``): the figures are drawn from the histories, threshold
+  curves and pruning levels kept in metrics.json, so results written by
+  older plotting code can be redrawn by the current one; the numbers are
+  not touched.
 """
 from __future__ import annotations
 
@@ -519,8 +520,24 @@ def plot_pruning(levels, accuracies, seconds_per_slice, path, *, parameters=None
     return _save(fig, path)
 
 
-# The per-epoch figures of each experiment, from its histories: drawn by the
-# experiments below and again, without training, by :func:`redraw_figures`.
+# The figures of each experiment, from what its metrics.json keeps: drawn by
+# the experiments below and again, without training, by :func:`redraw_figures`.
+def draw_fig10(curve_test, curve_blind, figures):
+    """Fig. 10 (U-Net): accuracy against threshold on 25-29 and on 20-24."""
+    plot_threshold_curve(
+        {"slices 25-29 (test, as the report)": curve_test,
+         "slices 20-24 (training, blind)": curve_blind},
+        Path(figures) / "fig10_threshold.png", report_threshold=REPORT["unet"]["best_threshold"],
+        title="Fig. 10: U-Net accuracy against binarisation threshold")
+
+
+def draw_pruning(levels, figures):
+    """UNet++ pruned L1..L4: accuracy against inference time (``metrics["pruning"]``)."""
+    plot_pruning([lv["level"] for lv in levels], [lv["accuracy"] for lv in levels],
+                 [lv["seconds_per_slice"] for lv in levels], Path(figures) / "unetpp_pruning.png",
+                 parameters=[lv["parameters"] for lv in levels])
+
+
 def draw_fig11(hist, figures):
     """Fig. 11 (U-Net): accuracy on 25-29 and training accuracy per epoch.
 
@@ -1058,11 +1075,7 @@ def run_unet(profile, *, results="results", data_dir=None, command=None, log=pri
                str(v["best_threshold"])] for k, v in arms.items()]
 
     figures = exp_dir / "figures"
-    plot_threshold_curve(
-        {"slices 25-29 (test, as the report)": summary["curve_test"],
-         "slices 20-24 (training, blind)": summary["curve_blind"]},
-        figures / "fig10_threshold.png", report_threshold=rep["best_threshold"],
-        title="Fig. 10: U-Net accuracy against binarisation threshold")
+    draw_fig10(summary["curve_test"], summary["curve_blind"], figures)
     hist = read_history(full["run_dir"])
     curves = draw_fig11(hist, figures)
 
@@ -1090,6 +1103,7 @@ def run_unet(profile, *, results="results", data_dir=None, command=None, log=pri
         "report": rep,
         "table1": {k: {kk: vv for kk, vv in v.items() if kk != "curve"} for k, v in arms.items()},
         "threshold_curve_25_29": summary["curve_test"],
+        "threshold_curve_20_24": summary["curve_blind"],
         "history": hist,
         "arms": {"full": full, "half": half},
         "summary": [_summary_record(summary)],
@@ -1161,9 +1175,7 @@ def run_unetpp(profile, *, results="results", data_dir=None, command=None, log=p
     figures = exp_dir / "figures"
     h_ds, h_no = read_history(ds["run_dir"]), read_history(no_ds["run_dir"])
     curves, test_curves = draw_unetpp_epoch_figures(h_ds, h_no, figures)
-    plot_pruning([lv["level"] for lv in levels], [lv["accuracy"] for lv in levels],
-                 [lv["seconds_per_slice"] for lv in levels], figures / "unetpp_pruning.png",
-                 parameters=[lv["parameters"] for lv in levels])
+    draw_pruning(levels, figures)
 
     n_test = len(data.x_test)
     table_md = (
@@ -1506,12 +1518,17 @@ RUNNERS = {"unet": run_unet, "unetpp": run_unetpp, "unet3p": run_unet3p,
 
 
 def _redraw(exp, metrics, figures):
-    """Draw ``exp``'s per-epoch figures into ``figures`` from its metrics."""
+    """Draw ``exp``'s figures into ``figures`` from what its metrics keep."""
     if exp == "unet":
+        curves = metrics.get("threshold_curve_25_29"), metrics.get("threshold_curve_20_24")
+        if all(curves):  # results before the 20-24 curve was kept: Fig. 10 stays
+            draw_fig10(*curves, figures)
         draw_fig11(metrics.get("history") or {}, figures)
     elif exp == "unetpp":
         hist = metrics.get("history") or {}
         draw_unetpp_epoch_figures(hist.get("ds") or {}, hist.get("no_ds") or {}, figures)
+        if metrics.get("pruning"):
+            draw_pruning(metrics["pruning"], figures)
     elif exp == "unet3p":
         draw_fig13((metrics.get("history") or {}).get("val_best_accuracy"), figures)
     else:
@@ -1520,16 +1537,17 @@ def _redraw(exp, metrics, figures):
 
 
 def redraw_figures(profile, *, results="results", command=None, log=print):
-    """Draw the per-epoch figures again from each experiment's metrics.json; no training.
+    """Draw the figures again from each experiment's metrics.json; no training.
 
     For figures written by an older version of the plotting code (the legend
     of Fig. 13 covered its first epochs until it moved below the axes): the
-    numbers stay, only the picture is drawn again. Redraws Fig. 11, Fig. 12,
-    the UNet++ accuracy per epoch, Fig. 13 and the hold-out figure from the
-    histories stored in ``<results>/<profile>/<experiment>/metrics.json``;
-    only figures that metrics.json lists are replaced (atomically), so the
-    tables keep linking what exists. Fig. 10 and the pruning plot are left as
-    they are (Fig. 10's curve on slices 20-24 is not stored). Each rewritten
+    numbers stay, only the picture is drawn again, from the histories,
+    threshold curves and pruning levels stored in
+    ``<results>/<profile>/<experiment>/metrics.json``. Only figures that
+    metrics.json lists are replaced (atomically), so the tables keep linking
+    what exists. Fig. 10 needs both threshold curves, and results written
+    before its curve on slices 20-24 was kept (sixteenth session) keep
+    their Fig. 10 as it is. Each rewritten
     metrics.json gets ``figures_redrawn`` (the command, commit and date of
     this call). Every metrics.json is read before anything is written; an
     unreadable one is an error naming it. Returns the paths replaced.

@@ -207,9 +207,10 @@ def test_redraw_figures_from_metrics_only(tmp_path):
     u3 = _fake_experiment(tmp_path, "unet3p", {"history": {"val_best_accuracy": curve},
                                                "summary": [{"accuracy_as_report": 0.92}]},
                           ["figures/fig13_test_accuracy_per_epoch.png"])
-    # Fig. 10 cannot be redrawn (no 20-24 curve stored): it stays as it was
+    # Fig. 10 cannot be redrawn without its 20-24 curve (older results): it stays
     unet = _fake_experiment(tmp_path, "unet", {"history": {"val_best_accuracy": curve,
-                                                           "acc": [0.8, 0.85, 0.86, 0.87]}},
+                                                           "acc": [0.8, 0.85, 0.86, 0.87]},
+                                               "threshold_curve_25_29": [0.9] * 256},
                             ["figures/fig10_threshold.png", "figures/fig11_accuracy_per_epoch.png"])
     # a row without a stored curve (older results) draws nothing, and the
     # figure metrics.json does not list is not created
@@ -1015,14 +1016,13 @@ def test_smoke_figures_redrawn_from_committed_results(smoke_results, tmp_path):
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
-    kept = {"figures/fig10_threshold.png", "figures/unetpp_pruning.png"}  # not from histories
     for exp in (*rep.EXPERIMENTS, "holdout"):
         m = _metrics(tmp_path / "smoke", exp)
         assert m["figures_redrawn"]["command"].endswith("reproduce figures --results "
                                                         + str(tmp_path))
         for fig in FIGURES[exp]:
-            path = tmp_path / "smoke" / exp / fig
-            assert (path.read_bytes() == b"placeholder") if fig in kept else _is_png(path), fig
+            assert _is_png(tmp_path / "smoke" / exp / fig), fig
+    assert len(_metrics(root, "unet")["threshold_curve_20_24"]) == 256
     assert "[unet3p] redrew figures/fig13_test_accuracy_per_epoch.png" in out.stdout
     # the numbers are the run's own
     assert _metrics(tmp_path / "smoke", "unet3p")["summary"] == _metrics(root, "unet3p")["summary"]

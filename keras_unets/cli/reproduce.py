@@ -51,7 +51,7 @@ def reproduce(experiment, profile, results, data_dir, networks, seed, time_limit
     unet3p: Fig. 13. all: the three. holdout (not in the report): each
     network trained on slices 0-19, epoch and threshold chosen on 20-24,
     measured on 25-29. summary: only rewrite SUMMARY.md. figures: only draw
-    the per-epoch figures again from each metrics.json (no training).
+    the figures again from each metrics.json (no training).
     Every run rewrites <results>/<profile>/SUMMARY.md; finished trainings are
     reused and interrupted ones resumed.
     """
