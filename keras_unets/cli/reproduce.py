@@ -24,7 +24,8 @@ def register(group):
 
 
 @click.command("reproduce")
-@click.argument("experiment", type=click.Choice([*_EXPERIMENTS, "all", "holdout", "summary", "figures"]))
+@click.argument("experiment",
+                type=click.Choice([*_EXPERIMENTS, "all", "holdout", "summary", "figures"]))
 @click.option("--profile", type=click.Choice(["paper", "quick", "smoke"]), default=None,
               help="Default: $PROFILE, else paper when a GPU is visible, else quick.")
 @click.option("--results", default=None, type=click.Path(file_okay=False),
