@@ -271,11 +271,11 @@ PROFILES = {
             # 89b0036, `make reproduce-unet3p PROFILE=quick` in a clean
             # clone), adopted as the report's count. The three-seed hold-out
             # (0-19 trained, chosen on 20-24) does not confirm a gain: mean
-            # 0.9220 against 0.9224 with 30 epochs. A second main run (seed
-            # 1, sixteenth session) gave 0.9219 / 0.9189 (best epoch 17
-            # again): at the report's 0.923, not above it. A slower box stops
-            # at the time limit, and the clock-following cosine still decays
-            # to its floor.
+            # 0.9220 against 0.9224 with 30 epochs. Main runs with seeds 1
+            # and 2 (sixteenth session) gave 0.9219 / 0.9189 and 0.9243 /
+            # 0.9205: mean of three 0.9231, at the report's 0.923 rather
+            # than clearly above it. A slower box stops at the time limit,
+            # and the clock-following cosine still decays to its floor.
             # bn_momentum 0.9 (all three): with Keras' 0.99 the moving BN
             # statistics still hold 0.99**N of their initial 0/1 after N
             # steps (16 % after 180): the quick UNet 3+ validated at
