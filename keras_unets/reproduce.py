@@ -590,26 +590,25 @@ def draw_unetpp_epoch_figures(h_ds, h_no, figures):
 
 
 def draw_fig13(curve, figures):
-    """Fig. 13 (UNet 3+): accuracy on 25-29 per epoch, best epoch marked.
-
-    Returns whether it was drawn (not for an empty curve).
-    """
+    """Fig. 13 (UNet 3+): accuracy on 25-29 per epoch, best epoch marked (none if empty)."""
     rep = REPORT["unet3p"]
     if not curve:
-        return False
+        return
     plot_epoch_curves({"ours: slices 25-29, best threshold per epoch": curve},
                       Path(figures) / "fig13_test_accuracy_per_epoch.png",
                       title="Fig. 13: UNet 3+ test accuracy per epoch",
                       reference=(rep["accuracy"],
                                  f"report: {rep['accuracy']} at epoch {rep['best_epoch']}"))
-    return True
 
 
-def draw_holdout_figure(curves, figures):
-    """The hold-out's accuracy on slices 20-24 per epoch, one curve per network.
+def draw_holdout_figure(summaries, figures):
+    """The hold-out's accuracy on slices 20-24 per epoch, one curve per row.
 
-    Returns whether it was drawn (not without curves).
+    ``summaries``: the hold-out's rows; those with a ``val_curve`` are drawn
+    (rows written before the curve was kept have none). Returns whether a
+    figure was drawn.
     """
+    curves = {s["network"]: s["val_curve"] for s in summaries if s.get("val_curve")}
     if not curves:
         return False
     plot_epoch_curves(curves, Path(figures) / Path(HOLDOUT_FIGURE).name,
@@ -1465,14 +1464,12 @@ def run_holdout(profile, *, results="results", data_dir=None, command=None, log=
         train_arm(exp_dir, name, name, profile=profile, data_dir=data_dir, log=log,
                   seed=seed, val_slices=f"{BLIND_SLICES[0]}-{BLIND_SLICES[-1]}",
                   **_limit_kwargs(time_limit_minutes))
-    arms, summaries, curves = {}, [], {}
+    arms, summaries = {}, []
     for name, network in HOLDOUT_NETWORKS.items():
         if not (exp_dir / "runs" / name / DONE_MARKER).exists():
             if name in previous:
                 arms[name], summary = previous[name]
                 summaries.append(summary)
-                if summary.get("val_curve"):
-                    curves[network] = summary["val_curve"]
                 log(f"[holdout] {network}: no run folder here; row carried from the "
                     f"evaluation of {summary['carried_from'].get('date_utc', '?')}")
             continue
@@ -1487,18 +1484,17 @@ def run_holdout(profile, *, results="results", data_dir=None, command=None, log=
         summaries.append(holdout_summary(network, arm, data, log=log))
         hist = read_history(arm["run_dir"])
         if "val_best_accuracy" in hist:
-            curves[network] = hist["val_best_accuracy"]
             # kept with the row, so that the figure survives a later carry-over
             summaries[-1]["val_curve"] = [float(v) for v in hist["val_best_accuracy"]]
     figures = exp_dir / "figures"
-    draw_holdout_figure(curves, figures)
+    has_figure = draw_holdout_figure(summaries, figures)
     rows = [_holdout_row(s, REPORT_ACCURACY.get(s["network"])) for s in summaries]
     table_md = (
         f"# True hold-out ({profile} profile)\n\n"
         f"Each network's recipe trained on slices 0-19 only. {HOLDOUT_NOTE}\n\n"
         + markdown_table(HOLDOUT_HEADERS, rows)
         + carried_note(summaries)
-        + (f"\n![hold-out accuracy per epoch]({HOLDOUT_FIGURE})\n" if curves else "")
+        + (f"\n![hold-out accuracy per epoch]({HOLDOUT_FIGURE})\n" if has_figure else "")
     )
     metrics = {
         "experiment": "holdout",
@@ -1532,8 +1528,7 @@ def _redraw(exp, metrics, figures):
     elif exp == "unet3p":
         draw_fig13((metrics.get("history") or {}).get("val_best_accuracy"), figures)
     else:
-        draw_holdout_figure({s["network"]: s["val_curve"] for s in metrics.get("summary", [])
-                             if s.get("val_curve")}, figures)
+        draw_holdout_figure(metrics.get("summary", []), figures)
 
 
 def redraw_figures(profile, *, results="results", command=None, log=print):
@@ -1547,15 +1542,15 @@ def redraw_figures(profile, *, results="results", command=None, log=print):
     metrics.json lists are replaced (atomically), so the tables keep linking
     what exists. Fig. 10 needs both threshold curves, and results written
     before its curve on slices 20-24 was kept (sixteenth session) keep
-    their Fig. 10 as it is. Each rewritten
-    metrics.json gets ``figures_redrawn`` (the command, commit and date of
-    this call). Every metrics.json is read before anything is written; an
-    unreadable one is an error naming it. Returns the paths replaced.
+    their Fig. 10 as it is. Each rewritten metrics.json gets
+    ``figures_redrawn`` (the command, commit and date of this call). Every
+    metrics.json is read before anything is written; an unreadable one is
+    an error naming it. Returns the paths replaced.
     """
     check_profile(profile)
     root = Path(results) / profile
     found = {}
-    for exp in (*EXPERIMENTS, "holdout"):
+    for exp in RUNNERS:  # the three experiments and the hold-out
         path = root / exp / "metrics.json"
         if not path.exists():
             continue
@@ -1570,7 +1565,7 @@ def redraw_figures(profile, *, results="results", command=None, log=print):
             ) from None
     if not found:
         raise FileNotFoundError(
-            f"No metrics.json under {root}/{{{','.join((*EXPERIMENTS, 'holdout'))}}}: "
+            f"No metrics.json under {root}/{{{','.join(RUNNERS)}}}: "
             f"nothing to redraw. Run `keras-unets reproduce all --profile {profile}` "
             "(or a make reproduce-* target) first, or pass --results where they are."
         )
