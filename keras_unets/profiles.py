@@ -287,7 +287,10 @@ PROFILES = {
             # 8 x 150 steps gave 0.9228 / 0.9187 with BCE (commit ea70f27)
             # and 9 x 150 steps 0.9234 / 0.9196 with BCE + Dice (commit
             # 858d128, adopted; the last five epochs validated 0.9193-0.9219
-            # against 0.9180-0.9203 with BCE).
+            # against 0.9180-0.9203 with BCE). Those ran on a slower box that
+            # the time limit stopped; on the 2-core AMD EPYC box all 30 x 150
+            # steps take 21 min: 0.9240 / 0.9191 (best epoch 5; commit
+            # 9d18c1f, seventeenth session).
             "unetpp": {
                 "model_kwargs": {"filters": 12, "dropout": 0.0, "l2": 0.0},
                 "steps_per_epoch": 100,
