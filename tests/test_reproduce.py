@@ -419,6 +419,23 @@ def test_seed_results_root_and_bad_seeds(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_summary_of_a_seed_folder_names_its_seed(tmp_path):
+    assert rep.results_seed(rep.default_results(3)) == 3
+    assert rep.results_seed("results") is None
+    assert rep.results_seed(tmp_path / "seed-x") is None
+    for root, seed_arg, shown in ((tmp_path / "results", "", "results/quick"),
+                                  (tmp_path / "results" / "seed-3", " SEED=3",
+                                   "results/seed-3/quick")):
+        (root / "quick").mkdir(parents=True)
+        text = rep.write_summary("quick", results=root).read_text()
+        assert text.startswith("# U-Net School, reproduced (quick profile"
+                               + (", seed 3)" if seed_arg else ")"))
+        assert f"every `make reproduce-*{seed_arg}` target from `{shown}/*/metrics.json`" in text
+        missing = re.search(r"^Not run yet: (.*)$", text, re.M).group(1)
+        assert missing == ", ".join(f"{e} (`make reproduce-{e} PROFILE=quick{seed_arg}`)"
+                                    for e in ("unet", "unetpp", "unet3p")) + "."
+
+
 def _fake_metrics(folder, summary):
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps({"summary": summary}))
