@@ -1589,6 +1589,8 @@ def redraw_figures(profile, *, results="results", command=None, log=print):
             atomic_write_json(exp_dir / "metrics.json", _jsonable(metrics))
         log(f"[{exp}] redrew {', '.join(drawn) if drawn else 'nothing (no figure it can draw)'}")
     return replaced
+
+
 REPORT_ACCURACY = {"U-Net": 0.9189, "UNet++": 0.917, "UNet++ (deep supervision)": 0.894,
                    "UNet 3+": 0.923}
 
