@@ -78,6 +78,7 @@ from keras_unets.metrics import _as_stack, _check_labels, _check_same_shape
 
 __all__ = [
     "ISBI_THRESHOLDS",
+    "FINE_THRESHOLDS",
     "ISBIScores",
     "RandCounts",
     "binarize",
@@ -96,6 +97,16 @@ __all__ = [
 
 #: The thresholds the challenge sweeps: 0.0, 0.1, ..., 1.0 (probability scale).
 ISBI_THRESHOLDS = tuple(k / 10 for k in range(11))
+
+#: A finer grid, 0.00, 0.01, ..., 1.00, for comparing networks whose best
+#: threshold falls between the challenge's: on the 0.1 grid the score depends
+#: on where the grid happens to fall on each network's calibration (the quick
+#: UNet++ runs' V_rand still rises at 0.9, the last useful challenge
+#: threshold). It holds every challenge threshold exactly (``k / 10`` and
+#: ``10 k / 100`` are both the correctly rounded quotient of the same number),
+#: so a score maximised over it is never below the challenge's. About 9 s for
+#: five 512x512 slices on one CPU core.
+FINE_THRESHOLDS = tuple(k / 100 for k in range(101))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -933,7 +933,9 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
     - as the report: best checkpoint (selected on 25-29), threshold tuned on
       25-29, plus V_rand / V_info of the same predictions
       (:func:`keras_unets.metrics.evaluate`: maximised over thresholds
-      0.0..1.0, as the ISBI challenge scores them);
+      0.0, 0.1, ..., 1.0, as the ISBI challenge scores them) and again
+      maximised over :data:`keras_unets.isbi.FINE_THRESHOLDS` (0.00, 0.01,
+      ..., 1.00; keys ``v_rand_fine``, ``v_info_fine``), never lower;
     - blind: last checkpoint, threshold tuned on training slices 20-24,
       accuracy on 25-29;
     - ``with_tta``: both again with test-time augmentation (keys ``tta_*``):
@@ -941,6 +943,7 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
       the slice, thresholds re-tuned the same two ways. Its time per slice is
       one call, not a best of 3.
     """
+    from keras_unets.isbi import FINE_THRESHOLDS, isbi_scores
     from keras_unets.metrics import evaluate
 
     run_dir = Path(arm["run_dir"])
@@ -951,8 +954,11 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
     plain = _score_two_ways(model, last, data, timed=timed)
     tuned, blind = plain["tuned"], plain["blind"]
     ev = evaluate(plain["pred"], data.y_test, threshold=tuned["best_threshold"])
+    fine = isbi_scores(plain["pred"], data.y_test, thresholds=FINE_THRESHOLDS)
     log(f"[{network}] as the report: {tuned['best_accuracy']:.4f} (t={tuned['best_threshold']}); "
         f"blind: {plain['blind_accuracy']:.4f} (t={blind['best_threshold']} from slices 20-24)")
+    log(f"[{network}] V_rand {fmt(ev['v_rand'])} (th={fmt(ev['v_rand_threshold'], 1)}, "
+        f"challenge grid); {fmt(fine.v_rand)} (th={fmt(fine.v_rand_threshold, 2)}, 0.01 grid)")
     tta = {}
     if with_tta:
         t = _score_two_ways(model, last, data, tta=True)
@@ -976,6 +982,11 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
         "threshold_blind": blind["best_threshold"],
         "v_rand": ev.get("v_rand"),
         "v_info": ev.get("v_info"),
+        "v_rand_threshold": ev.get("v_rand_threshold"),
+        "v_rand_fine": fine.v_rand,
+        "v_rand_fine_threshold": fine.v_rand_threshold,
+        "v_info_fine": fine.v_info,
+        "v_info_fine_threshold": fine.v_info_threshold,
         "parameters": params,
         "train_seconds": arm["train_seconds"],
         "train_machine": arm.get("machine"),
@@ -1611,6 +1622,13 @@ def _trained_at(eval_commit, arms):
                    for label, names in sorted(by_commit.items()))
 
 
+def _fine_cell(s):
+    """SUMMARY.md's 'V_rand, 0.01 grid' cell: ``0.9808 (th=0.96)``, or "–" for older rows."""
+    if s.get("v_rand_fine") is None:
+        return "–"
+    return f"{fmt(s['v_rand_fine'])} (th={fmt(s.get('v_rand_fine_threshold'), 2)})"
+
+
 def _tta_row(s, report):
     """One row of SUMMARY.md's TTA table (dashes for metrics without ``tta_*`` keys)."""
     head = [s["network"], "–" if report is None else str(report)]
@@ -1770,7 +1788,7 @@ def write_summary(profile, *, results="results"):
         if not path.exists():
             missing.append(exp)
             rows.append([REPORT[exp]["network"], str(REPORT[exp]["accuracy"]), "not run yet",
-                         *["–"] * 7])
+                         *["–"] * 8])
             continue
         m = json.loads(path.read_text())
         provs.append((exp, m.get("provenance", {})))
@@ -1782,7 +1800,7 @@ def write_summary(profile, *, results="results"):
                 s["network"], "–" if report is None else str(report),
                 f"{fmt(s['accuracy_as_report'])} (t={s['threshold_as_report']})",
                 f"{fmt(s['accuracy_blind'])} (t={s['threshold_blind']})",
-                s.get("v_rand"), s.get("v_info"), int(s["parameters"]),
+                s.get("v_rand"), _fine_cell(s), s.get("v_info"), int(s["parameters"]),
                 f"{format_seconds(s['train_seconds'])}, {s['epochs']} epochs"
                 + _stopped_note(s),
                 s.get("train_machine") or machine, f"{s['seconds_per_slice'] * 1000:.0f} ms",
@@ -1805,15 +1823,20 @@ def write_summary(profile, *, results="results"):
         "(seen in training, but the test slices are used only to measure).",
         "- V_rand / V_info: the ISBI 2012 challenge's foreground-restricted scores after "
         "thinning (`keras_unets.metrics.evaluate`, best checkpoint): averaged over slices "
-        "25-29, maximised over thresholds 0.0-1.0 as the challenge's script does.",
+        "25-29, maximised over thresholds 0.0, 0.1, ..., 1.0 as the challenge's script does. "
+        "V_rand on the 0.01 grid maximises over 0.00, 0.01, ..., 1.00 instead "
+        "(`keras_unets.isbi.FINE_THRESHOLDS`; th = where), so that a network whose best "
+        "threshold falls between the challenge's is not marked down for it; \"–\" for rows "
+        "evaluated before it was added.",
         "- inference: overlap-tile prediction (`keras_unets.predict.predict_tiled` defaults: "
         "tile near 256 px, batch 4), seconds per test slice, best of 3 timed runs after a "
         "warm-up.\n",
     ]
     if rows:
         text.append(markdown_table(
-            ["network", "report", "ours, as the report", "ours, blind", "V_rand", "V_info",
-             "parameters", "training", "machine", "inference / slice"], rows))
+            ["network", "report", "ours, as the report", "ours, blind", "V_rand",
+             "V_rand, 0.01 grid", "V_info", "parameters", "training", "machine",
+             "inference / slice"], rows))
     if any(r[2] != "–" for r in tta_rows):
         text += [
             "\n## With test-time augmentation\n",

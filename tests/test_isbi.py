@@ -24,6 +24,7 @@ import pytest
 
 from keras_unets import isbi
 from keras_unets.isbi import (
+    FINE_THRESHOLDS,
     ISBI_THRESHOLDS,
     binarize,
     connected_components,
@@ -339,6 +340,31 @@ def test_perfect_prediction_scores(slices_25_29):
         assert scores.rand_error == 0.0
         assert scores.pixel_error == 0.0
         assert scores.v_rand_threshold == 0.0  # first of the tied thresholds
+
+
+def test_fine_grid_finds_a_best_threshold_between_the_challenges():
+    """Two cells split by a one-pixel membrane that the proposal gives P(cell) = 237/255.
+
+    At every challenge threshold up to 0.9 the membrane is cell (237 > 229.5),
+    so the two cells merge into one region; at 1.0 nothing is cell. On the
+    0.01 grid the membrane first appears at 0.93 (237 <= 237.15) and the
+    segmentation is perfect.
+    """
+    assert set(ISBI_THRESHOLDS) <= set(FINE_THRESHOLDS) and len(FINE_THRESHOLDS) == 101
+    labels = np.full((1, 32, 32), 255, np.uint8)
+    labels[0, :, 16] = 0
+    proposal = labels.copy()
+    proposal[0, :, 16] = 237
+    coarse = isbi_scores(proposal, labels)
+    fine = isbi_scores(proposal, labels, thresholds=FINE_THRESHOLDS)
+    sum_a = (32 * 16) ** 2 + (32 * 15) ** 2  # the two ground-truth cells
+    merged = sum_a / (0.5 * sum_a + 0.5 * (32 * 31) ** 2)  # one proposal region
+    assert coarse.v_rand == pytest.approx(merged, rel=1e-12) and coarse.v_rand_threshold == 0.0
+    assert fine.v_rand == 1.0 and fine.v_rand_threshold == 0.93
+    assert fine.v_info == pytest.approx(1.0, abs=1e-12) and fine.v_info_threshold == 0.93
+    # the curves agree wherever the grids do
+    for k, th in enumerate(ISBI_THRESHOLDS):
+        assert fine.v_rand_curve[FINE_THRESHOLDS.index(th)] == coarse.v_rand_curve[k]
 
 
 def test_scores_ignore_label_ids_and_orientation():

@@ -410,6 +410,14 @@ def test_bad_time_limits_and_the_stopped_note(tmp_path):
                               "time_limit_minutes": 2.5}) == " (time limit of 2.5 min)"
 
 
+def test_fine_v_rand_cell_and_rows_evaluated_before_it():
+    assert rep._fine_cell({"v_rand_fine": 0.98081, "v_rand_fine_threshold": 0.96}) == \
+        "0.9808 (th=0.96)"
+    # metrics.json written before the column existed, and a slice stack with no cell pixel
+    assert rep._fine_cell({"v_rand": 0.9}) == "–"
+    assert rep._fine_cell({"v_rand_fine": None, "v_rand_fine_threshold": None}) == "–"
+
+
 def test_seed_results_root_and_bad_seeds(tmp_path):
     assert rep.default_results() == "results"
     assert rep.default_results(3) == "results/seed-3"
@@ -654,8 +662,13 @@ def test_smoke_every_file_is_written(smoke_results, exp):
         # (0 stays 0, 255 stays 255), so the tuned accuracy is never lower.
         assert s["accuracy_as_report"] >= s["accuracy_unbinarised"]
         assert 0 <= s["threshold_as_report"] <= 255 and 0 <= s["threshold_blind"] <= 255
-        for key in ("v_rand", "v_info"):
+        for key in ("v_rand", "v_info", "v_rand_fine", "v_info_fine"):
             assert s[key] is None or 0.0 <= s[key] <= 1.0
+        # the 0.01 grid holds the challenge's 0.1 grid: never lower
+        for key in ("v_rand", "v_info"):
+            assert (s[key] is None) == (s[f"{key}_fine"] is None)
+            assert s[key] is None or s[f"{key}_fine"] >= s[key]
+        assert s["v_rand_fine_threshold"] is None or 0.0 <= s["v_rand_fine_threshold"] <= 1.0
         assert s["parameters"] > 100 and s["epochs"] == 2
         assert 0 < s["seconds_per_slice"] < 30 and s["train_seconds"] > 0
         for key in ("tta_accuracy_as_report", "tta_accuracy_blind"):
@@ -798,6 +811,13 @@ def test_smoke_summary_links_and_rows(smoke_results):
     text = (root / "SUMMARY.md").read_text()
     for network, acc in (("U-Net", "0.9189"), ("UNet++", "0.917"), ("UNet 3+", "0.923")):
         assert re.search(rf"^\| {re.escape(network)} \| {acc} \|", text, re.M), network
+    main = text.split("## With test-time augmentation", 1)[0]
+    assert "| V_rand | V_rand, 0.01 grid | V_info |" in main
+    for s in (s for exp in rep.EXPERIMENTS for s in _metrics(root, exp)["summary"]):
+        row = re.search(rf"^\| {re.escape(s['network'])} \|.*$", main, re.M).group(0)
+        fine = (rep.fmt(s["v_rand_fine"]) if s["v_rand_fine"] is None else
+                f"{s['v_rand_fine']:.4f} (th={s['v_rand_fine_threshold']:.2f})")
+        assert f"| {rep.fmt(s['v_rand'])} | {fine} | {rep.fmt(s['v_info'])} |" in row, row
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(links) == sum(len(v) for v in FIGURES.values())
     for link in links:
