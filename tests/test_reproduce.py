@@ -890,6 +890,8 @@ def test_smoke_holdout_trains_without_20_24_and_reuses(smoke_results):
         assert 0 <= s["threshold"] <= 255 and 1 <= s["best_epoch"] <= s["epochs"] == 2
         assert 0 <= s["threshold_test"] <= 255 and 0 <= s["tta_threshold_test"] <= 255
         assert s["train_slices"] == "0-19"
+        for key in ("v_rand", "v_info"):  # the 0.01 grid holds the challenge's
+            assert s[key] is None or s[f"{key}_fine"] >= s[key]
 
 
 def _committed_holdout(root, dest):
@@ -989,6 +991,7 @@ def test_smoke_summary_gets_the_seed_spread_of_a_seed_folder(smoke_results, tmp_
 def test_smoke_holdout_numbers_match_an_independent_recomputation(smoke_results, small_isbi):
     """UNet 3+'s hold-out accuracy: checkpoint and threshold from 20-24 only, by plain numpy."""
     from keras_unets.data import load_isbi2012
+    from keras_unets.isbi import isbi_scores
 
     root, _ = smoke_results
     s = next(s for s in _metrics(root, "holdout")["summary"] if s["network"] == "UNet 3+")
@@ -1009,6 +1012,9 @@ def test_smoke_holdout_numbers_match_an_independent_recomputation(smoke_results,
     t_test = s["threshold_test"]
     acc_test = np.mean(np.where(test > t_test, 255, 0) == data.train_labels[25:30])
     assert acc_test == pytest.approx(s["accuracy_test_threshold"], abs=1e-12)
+    if s["v_rand_fine"] is not None:  # the stored threshold gives the stored score
+        at = isbi_scores(test, data.train_labels[25:30], thresholds=(s["v_rand_fine_threshold"],))
+        assert at.v_rand == pytest.approx(s["v_rand_fine"], abs=1e-12)
 
 
 def test_holdout_bad_network_names_fail_before_training(tmp_path, small_isbi):
