@@ -927,20 +927,6 @@ def _score_two_ways(best, last, data, *, timed=False, **predict_kwargs):
     }
 
 
-def fine_isbi(pred, labels):
-    """V_rand / V_info maximised over :data:`keras_unets.isbi.FINE_THRESHOLDS` (0.00..1.00).
-
-    Keys ``v_rand_fine``, ``v_info_fine`` and the thresholds where they were
-    reached (``*_threshold``). The grid holds the challenge's 0.1 grid, so
-    each is at least the challenge's score of the same prediction.
-    """
-    from keras_unets.isbi import FINE_THRESHOLDS, isbi_scores
-
-    s = isbi_scores(pred, labels, thresholds=FINE_THRESHOLDS)
-    return {"v_rand_fine": s.v_rand, "v_rand_fine_threshold": s.v_rand_threshold,
-            "v_info_fine": s.v_info, "v_info_fine_threshold": s.v_info_threshold}
-
-
 def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print):
     """The SUMMARY.md numbers of one trained arm (see the module docstring).
 
@@ -957,6 +943,7 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
       the slice, thresholds re-tuned the same two ways. Its time per slice is
       one call, not a best of 3.
     """
+    from keras_unets.isbi import fine_scores
     from keras_unets.metrics import evaluate
 
     run_dir = Path(arm["run_dir"])
@@ -967,7 +954,7 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
     plain = _score_two_ways(model, last, data, timed=timed)
     tuned, blind = plain["tuned"], plain["blind"]
     ev = evaluate(plain["pred"], data.y_test, threshold=tuned["best_threshold"])
-    fine = fine_isbi(plain["pred"], data.y_test)
+    fine = fine_scores(plain["pred"], data.y_test)
     log(f"[{network}] as the report: {tuned['best_accuracy']:.4f} (t={tuned['best_threshold']}); "
         f"blind: {plain['blind_accuracy']:.4f} (t={blind['best_threshold']} from slices 20-24)")
     log(f"[{network}] V_rand {fmt(ev['v_rand'])} (th={fmt(ev['v_rand_threshold'], 1)}, "
@@ -1315,12 +1302,13 @@ def holdout_summary(network, arm, data, *, log=print):
     binarisation threshold (tuned on 20-24) never see slices 25-29, which
     are used only to measure: ``accuracy`` (plus ``v_rand`` / ``v_info``
     maximised over the challenge's thresholds as ISBI scores them, and over
-    the 0.01 grid: :func:`fine_isbi`). For reference, ``accuracy_test_threshold`` is the same
+    the 0.01 grid: :func:`keras_unets.isbi.fine_scores`). For reference, ``accuracy_test_threshold`` is the same
     checkpoint with the threshold tuned on 25-29 (``threshold_test``: what
     choosing the threshold on the test slices adds), and ``accuracy_holdout_slices`` the
     tuned accuracy on 20-24 itself. ``tta_*``: the same with 8-way
     test-time augmentation, threshold re-tuned on 20-24.
     """
+    from keras_unets.isbi import fine_scores
     from keras_unets.metrics import evaluate
 
     model = load_model(arm["run_dir"], "best")
@@ -1351,7 +1339,7 @@ def holdout_summary(network, arm, data, *, log=print):
             ev = evaluate(r["pred"], data.y_test, threshold=out["threshold"])
             out.update({"v_rand": ev.get("v_rand"), "v_info": ev.get("v_info"),
                         "v_rand_threshold": ev.get("v_rand_threshold"),
-                        **fine_isbi(r["pred"], data.y_test)})
+                        **fine_scores(r["pred"], data.y_test)})
     log(f"[holdout] {network}: {out['accuracy']:.4f} on 25-29 (epoch {out['best_epoch']} and "
         f"t={out['threshold']} chosen on 20-24); with TTA {out['tta_accuracy']:.4f}")
     return out

@@ -1,5 +1,6 @@
 """Tests of ``keras-unets evaluate`` (click's CliRunner on small files)."""
 import json
+import re
 
 import cv2
 import numpy as np
@@ -143,6 +144,32 @@ def test_table_output(volume):
         line = next(l for l in out.splitlines() if l.startswith(f"| {name}"))
         assert f"| {expected[key]:.4f} |" in line, line
     assert f"pred > {expected['threshold']} (best)" in out
+
+
+def test_fine_grid_option(tmp_path, volume):
+    """--fine-grid adds V_rand / V_info over 0.00..1.00: here the best threshold is 0.93.
+
+    Two cells split by a one-pixel membrane of P(cell) = 237/255 in each
+    slice: every challenge threshold up to 0.9 merges them (see
+    tests/test_isbi.py), 0.93 separates them exactly.
+    """
+    labels = np.full((2, 32, 32), 255, np.uint8)
+    labels[:, :, 16] = 0
+    pred = labels.copy()
+    pred[:, :, 16] = 237
+    args = [write_stack(tmp_path / "p.tif", pred), "--labels",
+            write_stack(tmp_path / "l.tif", labels), "--fine-grid"]
+    payload = run_json(args)
+    assert payload["v_rand"] < 0.7 and payload["v_rand_threshold"] == 0.0
+    assert payload["v_rand_fine"] == 1.0 and payload["v_rand_fine_threshold"] == 0.93
+    assert payload["v_info_fine"] == pytest.approx(1.0) and payload["v_info_fine_threshold"] == 0.93
+    out = run(args).output
+    assert re.search(r"^\| V_rand \(0\.01 grid\) +\| 1\.0000 \| prob > 0\.93 +\|$", out, re.M), out
+    assert re.search(r"^\| V_info \(0\.01 grid\) +\| 1\.0000 \| prob > 0\.93 +\|$", out, re.M), out
+    # without the flag: the challenge's grid only, as before
+    plain = run_json([volume["pred_tif"], "--labels", volume["labels_tif"]])
+    assert not any(k.endswith("_fine") for k in plain)
+    assert "0.01 grid" not in run([volume["pred_tif"], "--labels", volume["labels_tif"]]).output
 
 
 def test_empty_masks_give_json_null(tmp_path):

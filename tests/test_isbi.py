@@ -362,6 +362,9 @@ def test_fine_grid_finds_a_best_threshold_between_the_challenges():
     assert coarse.v_rand == pytest.approx(merged, rel=1e-12) and coarse.v_rand_threshold == 0.0
     assert fine.v_rand == 1.0 and fine.v_rand_threshold == 0.93
     assert fine.v_info == pytest.approx(1.0, abs=1e-12) and fine.v_info_threshold == 0.93
+    assert isbi.fine_scores(proposal, labels) == {
+        "v_rand_fine": fine.v_rand, "v_rand_fine_threshold": 0.93,
+        "v_info_fine": fine.v_info, "v_info_fine_threshold": 0.93}
     # the curves agree wherever the grids do
     for k, th in enumerate(ISBI_THRESHOLDS):
         assert fine.v_rand_curve[FINE_THRESHOLDS.index(th)] == coarse.v_rand_curve[k]
