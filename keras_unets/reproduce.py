@@ -1302,10 +1302,11 @@ def holdout_summary(network, arm, data, *, log=print):
     binarisation threshold (tuned on 20-24) never see slices 25-29, which
     are used only to measure: ``accuracy`` (plus ``v_rand`` / ``v_info``
     maximised over the challenge's thresholds as ISBI scores them, and over
-    the 0.01 grid: :func:`keras_unets.isbi.fine_scores`). For reference, ``accuracy_test_threshold`` is the same
-    checkpoint with the threshold tuned on 25-29 (``threshold_test``: what
-    choosing the threshold on the test slices adds), and ``accuracy_holdout_slices`` the
-    tuned accuracy on 20-24 itself. ``tta_*``: the same with 8-way
+    the 0.01 grid: :func:`keras_unets.isbi.fine_scores`). For reference,
+    ``accuracy_test_threshold`` is the same checkpoint with the threshold
+    tuned on 25-29 (``threshold_test``: what choosing the threshold on the
+    test slices adds), and ``accuracy_holdout_slices`` the tuned accuracy on
+    20-24 itself. ``tta_*``: the same with 8-way
     test-time augmentation, threshold re-tuned on 20-24.
     """
     from keras_unets.isbi import fine_scores
