@@ -1652,6 +1652,8 @@ SPREAD_MEASURES = (
     ("holdout", "tta_accuracy", "hold-out + TTA"),
     ("main", "accuracy_as_report", "as the report"),
     ("main", "accuracy_blind", "blind"),
+    ("holdout", "v_rand_fine", "hold-out V_rand, 0.01 grid"),
+    ("main", "v_rand_fine", "V_rand, 0.01 grid"),
 )
 
 
@@ -1730,7 +1732,7 @@ def _training_rows(seeds, records):
 
 
 def seed_spread(profile, results="results"):
-    """Per network and measure, the accuracy on 25-29 of each seed's run.
+    """Per network and measure, the accuracy (or fine-grid V_rand) on 25-29 of each seed's run.
 
     Returns ``(seeds, rows)``: the seeds with any metrics, and rows
     ``[network, measure, value per seed (None if not run), mean, max - min]``
@@ -1766,7 +1768,8 @@ def seed_spread_section(profile, results="results"):
         "\n## Seed spread (not in the report)\n",
         "The same recipes trained again with other seeds (`make reproduce-* SEED=N`, "
         f"written to `results/seed-N/{profile}/`); pixel accuracy on slices 25-29 by the "
-        "rule of each table above. Only measures that two or more seeds have are shown.\n",
+        "rule of each table above, and the V_rand of the same checkpoints on the 0.01 grid. "
+        "Only measures that two or more seeds have are shown.\n",
         markdown_table(["network", "measure", *[f"seed {s}" for s in seeds], "mean",
                         "max - min"], spread),
     ]

@@ -452,12 +452,13 @@ def _fake_metrics(folder, summary):
 def test_seed_spread_hand_values_and_summary_section(tmp_path):
     _fake_metrics(tmp_path / "quick" / "holdout", [
         {"network": "UNet 3+", "accuracy": 0.92, "tta_accuracy": 0.925, "epochs": 14,
-         "train_seconds": 1800.2, "stopped_by_time_limit": True, "time_limit_minutes": 30.0},
+         "train_seconds": 1800.2, "stopped_by_time_limit": True, "time_limit_minutes": 30.0,
+         "v_rand_fine": 0.97},
         {"network": "U-Net", "accuracy": 0.93, "tta_accuracy": 0.931, "epochs": 9,
          "train_seconds": 1790.0, "stopped_by_time_limit": True}])
     _fake_metrics(tmp_path / "seed-1" / "quick" / "holdout", [
         {"network": "UNet 3+", "accuracy": 0.926, "tta_accuracy": None, "epochs": 30,
-         "train_seconds": 928.3, "stopped_by_time_limit": False}])
+         "train_seconds": 928.3, "stopped_by_time_limit": False, "v_rand_fine": 0.975}])
     _fake_metrics(tmp_path / "seed-12" / "quick" / "unet3p", [
         {"network": "UNet 3+", "accuracy_as_report": 0.93, "accuracy_blind": 0.929}])
     _fake_metrics(tmp_path / "seed-2" / "quick" / "holdout", [
@@ -471,11 +472,16 @@ def test_seed_spread_hand_values_and_summary_section(tmp_path):
     seeds, rows = rep.seed_spread("quick", tmp_path)
     assert seeds == [0, 1, 2, 12]
     # U-Net (one seed) and the TTA measure (one seed) and the main run (one seed) are left out
-    assert len(rows) == 1
+    assert len(rows) == 2
     network, measure, *per_seed, mean, spread = rows[0]
     assert (network, measure) == ("UNet 3+", "hold-out")
     assert per_seed == [0.92, 0.926, 0.923, None]
     assert mean == pytest.approx(0.923, abs=1e-12) and spread == "0.00600"
+    # the fine-grid V_rand of the hold-out rows, after the accuracies (seed 2 has none)
+    network, measure, *per_seed, mean, spread = rows[1]
+    assert (network, measure) == ("UNet 3+", "hold-out V_rand, 0.01 grid")
+    assert per_seed == [0.97, 0.975, None, None]
+    assert mean == pytest.approx(0.9725, abs=1e-12) and spread == "0.00500"
     text = "\n".join(rep.seed_spread_section("quick", tmp_path))
     assert "## Seed spread (not in the report)" in text
     assert re.search(r"\| UNet 3\+ \| hold-out \| 0\.9200 \| 0\.9260 \| 0\.9230 \| – \| "
