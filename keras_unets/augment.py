@@ -438,8 +438,9 @@ def _warp_padding(matrix, out_shape, in_shape, margin):
     border rule, so the same values) and shifting the warp by the padding
     keeps every read inside: ~0.25 ms saved per 512x512 uint8 image on the
     dev box. ``matrix``: the 2x3 output-to-source affine part; ``margin``:
-    extra pixels (interpolation support, elastic displacement). None when
-    nothing, or more than the image itself on a side, would be padded.
+    extra pixels (interpolation support, elastic displacement). All zeros
+    when every read already falls inside; None when more than the image
+    itself would be padded on a side (the warp then keeps its border rule).
     """
     h, w = out_shape
     height, width = in_shape
@@ -448,13 +449,15 @@ def _warp_padding(matrix, out_shape, in_shape, margin):
     right = max(0, math.ceil(corners[0].max() - (width - 1) + margin))
     top = max(0, math.ceil(-corners[1].min() + margin))
     bottom = max(0, math.ceil(corners[1].max() - (height - 1) + margin))
-    if not (left or right or top or bottom) or max(left, right) > width or max(top, bottom) > height:
+    if max(left, right) > width or max(top, bottom) > height:
         return None
     return top, bottom, left, right
 
 
 def _pad(array, padding, border, cval):
-    """``array`` padded by ``(top, bottom, left, right)`` with OpenCV's ``border`` rule."""
+    """``array`` padded by ``(top, bottom, left, right)`` with OpenCV's ``border`` rule (no copy for zeros)."""
+    if not any(padding):
+        return array
     dtype = array.dtype
     source = array.view(np.uint8) if dtype == np.bool_ else array
     padded = cv2.copyMakeBorder(source, *padding, border, value=cval)
@@ -801,18 +804,25 @@ class Augmenter:
                     return np.ascontiguousarray(array[window])
 
             else:
-                # pad the interpolated image so that no read leaves it (speed, same values)
+                # Pad every array so that no read leaves it (same values). The
+                # border rule then never applies, and BORDER_REPLICATE selects
+                # OpenCV's vectorised warpAffine (OpenCV >= 4.11 vectorises it
+                # for constant and replicate borders only: 0.32 against 0.60 ms
+                # per 512x512 uint8 bilinear warp on the dev box). Its rounding
+                # differs from the scalar path's by at most 1 grey level.
                 padding = _warp_padding(m, (h, w), image.shape[:2], margin=4)
-                padded = m.copy()
+                inside = m.copy()
+                warp_border = border
                 if padding is not None:
-                    padded[:, 2] += (padding[2], padding[0])
+                    inside[:, 2] += (padding[2], padding[0])
+                    warp_border = cv2.BORDER_REPLICATE
 
                 def warp(array, interpolation, cval):
                     matrix = m
-                    if padding is not None and interpolation != cv2.INTER_NEAREST:
-                        array, matrix = _pad(array, padding, border, cval), padded
+                    if padding is not None:
+                        array, matrix = _pad(array, padding, border, cval), inside
                     return _cv2_warp(array, lambda a: cv2.warpAffine(
-                        a, matrix, (w, h), flags=interpolation | cv2.WARP_INVERSE_MAP, borderMode=border,
+                        a, matrix, (w, h), flags=interpolation | cv2.WARP_INVERSE_MAP, borderMode=warp_border,
                         borderValue=cval,
                     ))
 
