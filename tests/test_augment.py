@@ -369,6 +369,31 @@ def test_padded_warp_equals_plain_warp(fill_mode, elastic):
         assert (out_msk != ref_msk).mean() < 0.001  # at most a rounding tie or two
 
 
+@pytest.mark.parametrize("fill_mode", ["mirror", "constant"])
+def test_padded_uint8_bilinear_warp_is_within_one_grey_level(fill_mode):
+    # uint8 bilinear is the training pipeline's case: after padding, the warp
+    # runs with BORDER_REPLICATE, which takes OpenCV's vectorised warpAffine
+    # (>= 4.11). Its fixed-point rounding may differ from the scalar path's
+    # (the plain warp with the fill rule's border) by one grey level, rarely.
+    border = {"mirror": cv2.BORDER_REFLECT_101, "constant": cv2.BORDER_CONSTANT}[fill_mode]
+    img = np.clip(np.rint(smooth_image((96, 112), seed=7)), 0, 255).astype(np.uint8)
+    msk = np.where(smooth_image((96, 112), seed=8) > 128, 255, 0).astype(np.uint8)
+    aug = Augmenter(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2, zoom_range=0.2,
+                    shear_range=10, fill_mode=fill_mode, cval=0.0, order=1)
+    rng = np.random.default_rng(3)
+    for _ in range(8):
+        params = aug.get_random_transform((96, 112), rng)
+        out, out_msk = aug.apply_transform(img, msk, params)
+        m = aug.source_matrix(params, (96, 112))
+        ref = cv2.warpAffine(img, m, (112, 96), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border)
+        ref_msk = cv2.warpAffine(msk, m, (112, 96), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                                 borderMode=border)
+        assert out.dtype == np.uint8 and out.shape == (96, 112)
+        assert np.abs(out.astype(int) - ref).max() <= 1, params
+        assert (out != ref).mean() < 0.01
+        assert (out_msk != ref_msk).mean() < 0.001
+
+
 def test_flip_and_whole_pixel_shift_fast_path_is_exact(monkeypatch):
     # Flips and integer shifts that stay inside the image are plain slicing:
     # bit-exact, equal to the numpy expression, and a copy (not a view).
