@@ -399,16 +399,29 @@ def _jsonable(value):
     return value if math.isfinite(value) else None
 
 
-def cosine_time_lr(learning_rate, fraction, alpha=0.0):
-    """Cosine decay from ``learning_rate`` to ``alpha * learning_rate``.
+def cosine_time_lr(learning_rate, fraction, alpha=0.0, warmup=0.0):
+    """Cosine decay from ``learning_rate`` to ``alpha * learning_rate``, after an optional warm-up.
 
     ``fraction`` (clipped to [0, 1]) is how much of the training budget is
     spent: ``lr = learning_rate * (alpha + (1 - alpha) * (1 + cos(pi * f)) / 2)``,
     the same curve as ``keras.optimizers.schedules.CosineDecay`` with
     ``f = step / decay_steps`` (Loshchilov and Hutter, SGDR, ICLR 2017).
+
+    ``warmup`` (a fraction of the budget in [0, 1)) first ramps the rate
+    linearly from the floor ``alpha * learning_rate`` up to ``learning_rate``
+    (the gradual warm-up of Goyal et al., "Accurate, Large Minibatch SGD",
+    2017); the cosine then runs over the rest, ``f' = (f - warmup) / (1 -
+    warmup)``: Keras' ``CosineDecay(alpha * lr, warmup_target=lr, ...)``.
     """
     f = min(1.0, max(0.0, float(fraction)))
     a = float(alpha)
+    w = float(warmup)
+    if not 0.0 <= w < 1.0:
+        raise ValueError(f"warmup must be a fraction in [0, 1). Received: warmup={warmup!r}")
+    if w > 0.0:
+        if f < w:
+            return float(learning_rate) * (a + (1.0 - a) * f / w)
+        f = (f - w) / (1.0 - w)
     return float(learning_rate) * (a + (1.0 - a) * 0.5 * (1.0 + math.cos(math.pi * f)))
 
 
@@ -421,8 +434,10 @@ class CosineTimeDecay(keras.callbacks.Callback):
     from ``f = max(elapsed / seconds, step / total_steps)`` with
     :func:`cosine_time_lr`, so the decay reaches its floor when the time limit
     (:class:`TimeLimit`, same ``minutes``) or the planned steps end, whichever
-    comes first. ``elapsed_before`` / ``initial_step`` carry a resumed run's
-    spent budget. The rate in effect is logged as ``lr`` at each epoch end.
+    comes first; ``warmup`` is the share of that budget spent ramping up
+    first (see :func:`cosine_time_lr`). ``elapsed_before`` / ``initial_step``
+    carry a resumed run's spent budget. The rate in effect is logged as
+    ``lr`` at each epoch end.
 
     The optimizer must hold a plain float learning rate (not a schedule).
     Backends that keep optimizer state outside the variables for a whole epoch
@@ -430,16 +445,18 @@ class CosineTimeDecay(keras.callbacks.Callback):
     """
 
     def __init__(self, learning_rate, *, total_steps, minutes=None, alpha=0.0,
-                 initial_step=0, elapsed_before=0.0):
+                 warmup=0.0, initial_step=0, elapsed_before=0.0):
         super().__init__()
         if total_steps is None or int(total_steps) < 1:
             raise ValueError(f"total_steps must be a positive int. Received: {total_steps!r}")
         if minutes is not None and float(minutes) <= 0:
             raise ValueError(f"minutes must be positive or None. Received: {minutes!r}")
+        cosine_time_lr(1.0, 0.0, alpha, warmup)  # validates warmup
         self.learning_rate = float(learning_rate)
         self.total_steps = int(total_steps)
         self.seconds = None if minutes is None else float(minutes) * 60.0
         self.alpha = float(alpha)
+        self.warmup = float(warmup)
         self.step = int(initial_step)
         self.elapsed_before = float(elapsed_before)
         self.start = None
@@ -454,7 +471,8 @@ class CosineTimeDecay(keras.callbacks.Callback):
         return min(1.0, f)
 
     def _apply(self):
-        self.current = cosine_time_lr(self.learning_rate, self.fraction(), self.alpha)
+        self.current = cosine_time_lr(self.learning_rate, self.fraction(), self.alpha,
+                                      self.warmup)
         self.model.optimizer.learning_rate = self.current
 
     def on_train_begin(self, logs=None):

@@ -69,6 +69,8 @@ Keys of a resolved config:
 * ``optimizer`` (``"adam"``/``"sgd"``), ``learning_rate``, ``momentum``,
   ``weight_decay``, ``lr_schedule`` (``None``/``"cosine"``/``"cosine_time"``),
   ``lr_min_fraction`` (cosine floor as a fraction of ``learning_rate``),
+  ``lr_warmup_fraction`` (share of the cosine's budget first spent ramping
+  linearly from that floor up to ``learning_rate``; 0: no warm-up),
   ``ema_momentum`` (``None``: off; else sweep and checkpoint an exponential
   moving average of the weights, :class:`keras_unets.callbacks.EMAWeights`).
 * ``loss``: ``"bce"``, ``"bce_dice"``, ``"bce_logits"`` or ``"hybrid"``;
@@ -131,6 +133,7 @@ PROFILES = {
             "weight_decay": None,
             "lr_schedule": None,
             "lr_min_fraction": 0.0,
+            "lr_warmup_fraction": 0.0,
             "ema_momentum": None,
             "loss": "bce",
             "from_logits": False,
@@ -205,6 +208,7 @@ PROFILES = {
             "weight_decay": None,
             "lr_schedule": "cosine_time",
             "lr_min_fraction": 0.05,
+            "lr_warmup_fraction": 0.0,
             "ema_momentum": None,
             "loss": "bce_dice",
             "from_logits": False,
@@ -314,6 +318,7 @@ PROFILES = {
             "weight_decay": None,
             "lr_schedule": None,
             "lr_min_fraction": 0.0,
+            "lr_warmup_fraction": 0.0,
             "ema_momentum": None,
             "loss": "bce",
             "from_logits": False,

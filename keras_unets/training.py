@@ -182,19 +182,42 @@ def _ema_kwargs(config):
     return {"use_ema": True, "ema_momentum": float(m)}
 
 
+def _warmup_fraction(config):
+    """The config's ``lr_warmup_fraction`` as a float in [0, 1) (``None``: 0)."""
+    w = config.get("lr_warmup_fraction")
+    if w is None:
+        return 0.0
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1.0:
+        raise ValueError(f"lr_warmup_fraction must be a number in [0, 1), e.g. 0.05 (the first "
+                         f"5 % of the schedule). Received: lr_warmup_fraction={w!r}")
+    if w > 0.0 and config.get("lr_schedule") not in ("cosine", "cosine_time"):
+        raise ValueError(f"lr_warmup_fraction={w!r} needs lr_schedule 'cosine' or 'cosine_time' "
+                         f"(the warm-up ramps into the cosine). Received: "
+                         f"lr_schedule={config.get('lr_schedule')!r}")
+    return float(w)
+
+
 def _make_optimizer(config, total_steps):
     import keras
 
     lr = float(config["learning_rate"])
-    if config.get("lr_schedule") == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(
-            lr, decay_steps=max(1, int(total_steps)),
-            alpha=float(config.get("lr_min_fraction") or 0.0))
-    elif config.get("lr_schedule") not in LR_SCHEDULES:
+    if config.get("lr_schedule") not in LR_SCHEDULES:
         raise ValueError(
             f"lr_schedule must be one of {list(LR_SCHEDULES)}. "
             f"Received: lr_schedule={config.get('lr_schedule')!r}"
         )
+    warmup = _warmup_fraction(config)
+    if config.get("lr_schedule") == "cosine":
+        alpha = float(config.get("lr_min_fraction") or 0.0)
+        total = max(1, int(total_steps))
+        warmup_steps = int(round(warmup * total))
+        if warmup_steps:
+            # the same curve as callbacks.cosine_time_lr(lr, step / total, alpha, warmup)
+            lr = keras.optimizers.schedules.CosineDecay(
+                alpha * lr, decay_steps=max(1, total - warmup_steps), alpha=alpha,
+                warmup_target=lr, warmup_steps=warmup_steps)
+        else:
+            lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=total, alpha=alpha)
     name = str(config["optimizer"]).lower()
     wd = config.get("weight_decay") or None
     ema = _ema_kwargs(config)
@@ -651,7 +674,8 @@ def train(
         meta = {}
         resuming = False
     _check_model_name(model_name)
-    _ema_kwargs(config)  # a bad value fails before anything is written
+    _ema_kwargs(config)  # bad values fail before anything is written
+    _warmup_fraction(config)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     from keras_unets.augment import Augmenter, SegmentationDataset
@@ -777,6 +801,7 @@ def train(
                 float(config["learning_rate"]), total_steps=total_epochs * steps,
                 minutes=config.get("time_limit_minutes") or None,
                 alpha=float(config.get("lr_min_fraction") or 0.0),
+                warmup=_warmup_fraction(config),
                 initial_step=initial_epoch * steps))
         callbacks.append(sweep)
         limit = None
