@@ -280,6 +280,13 @@ PROFILES = {
             # 0.9205: mean of three 0.9231, at the report's 0.923 rather
             # than clearly above it. A slower box stops at the time limit,
             # and the clock-following cosine still decays to its floor.
+            # A linear warm-up (lr_warmup_fraction 0.05, twentieth session,
+            # trial commit 66c8d87, off main; seed 0 only): 0.9217 / 0.9184
+            # (best epoch 16; TTA 0.9228 / 0.9204), but that session's box
+            # ran 0.88 s per step against the committed runs' 0.54, so the
+            # time limit stopped it after 24 of the 40 epochs: not comparable
+            # with 0.9232 / 0.9203, inconclusive, not adopted. Seeds 1 and 2
+            # were stopped unfinished (no same-box baseline would have fit).
             # bn_momentum 0.9 (all three): with Keras' 0.99 the moving BN
             # statistics still hold 0.99**N of their initial 0/1 after N
             # steps (16 % after 180): the quick UNet 3+ validated at
