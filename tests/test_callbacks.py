@@ -229,7 +229,6 @@ def test_cosine_time_lr_formula():
     assert cosine_time_lr(1e-3, -1.0, 0.05) == pytest.approx(1e-3)
 
 
-
 def test_cosine_time_lr_warmup():
     # linear from the floor (alpha * lr) to lr over the first 10 %, then the
     # cosine over the remaining 90 %: hand values
@@ -253,6 +252,7 @@ def test_cosine_time_lr_warmup():
             cosine_time_lr(lr, 0.5, a, bad)
     with pytest.raises(ValueError, match="warmup must be a fraction"):
         CosineTimeDecay(lr, total_steps=10, warmup=1.5)
+
 
 class _FakeClock:
     def __init__(self):
