@@ -23,7 +23,7 @@ thread variables set to 1 before numpy is imported), 512x512 ISBI slices:
 
 Pairs per second: the fastest of several runs, the methods interleaved
 so that they share the machine's load; both wall-clock and process CPU
-time (the box is shared: CPU time excludes the time other processes held
+time (the machine may be shared: CPU time excludes the time other processes held
 the core). Also counted: mask pixels that are neither 0 nor 255 after the
 warp (the peers' defect).
 
@@ -189,7 +189,7 @@ def main(argv=None):
     machine = (
         f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs (os.cpu_count), "
         f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}. "
-        "Shared 2-core dev box: timings are indicative. One thread for every library. "
+        "Shared 2-core dev machine: timings are indicative. One thread for every library. "
         f"Load average (1 min) {load_before:.1f} before, {load_after:.1f} after."
     )
     lines = [
@@ -227,11 +227,11 @@ def main(argv=None):
             f"; >= 50x ImageDataGenerator on the same parameters {ratio} ({ours / idg_rate:,.1f}x wall, "
             f"{ours_cpu / idg_cpu:,.1f}x CPU time; with the elastic warp added, which ImageDataGenerator "
             f"lacks, {rows[-2][2] / idg_rate:,.1f}x). "
-            f"ImageDataGenerator takes {500 / idg_rate:.1f} ms per 512x512 image here (not the ~200 ms of "
-            f"FACTS.md section 3), so 50x means the whole pair in {1000 / idg_rate / 50:.2f} ms, while one "
+            f"ImageDataGenerator takes {500 / idg_rate:.1f} ms per 512x512 image here, "
+            f"so 50x means the whole pair in {1000 / idg_rate / 50:.2f} ms, while one "
             f"OpenCV bilinear warp of the image alone takes {1000 / floor:.2f} ms here: that single warp is "
             f"{floor / idg_rate:,.0f}x ImageDataGenerator's pair, the ceiling for any OpenCV-based paired warp "
-            "on this box"
+            "on this machine"
         )
     lines.append(line + ".")
     lines += ["", *border_table(padded, matrix)]

@@ -8,7 +8,7 @@ same compiled loss and optimizer. Each method runs ``--epochs`` epochs of
 median of the others is the step time. Both methods run in this one process,
 one after the other, so the ratio is measured side by side.
 
-Why this exists: on the project's 2-core CPU box ``fit`` (which wraps a
+Why this exists: on a 2-core CPU ``fit`` (which wraps a
 ``PyDataset`` in ``tf.data.Dataset.from_generator`` on TensorFlow) took
 longer per step than ``train_on_batch`` on the same batches, and the quick
 profile's 30-minute budget is CPU-bound. ``train()`` uses ``train_loop``

@@ -128,7 +128,7 @@ def main(argv=None):
         " noised labels (uint8).",
         f"Machine: {platform.platform()}, {platform.processor() or platform.machine()},"
         f" {os.cpu_count()} CPUs (os.cpu_count), Python {platform.python_version()},"
-        f" numpy {np.__version__}. Shared 2-core dev box: timings are indicative.",
+        f" numpy {np.__version__}. Shared 2-core dev machine: timings are indicative.",
         "",
         "| method | work | time (s) | note |",
         "| --- | --- | --- | --- |",

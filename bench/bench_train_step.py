@@ -16,9 +16,8 @@ Our networks: ``unet`` (Ronneberger 2015, 64-1024, 31,030,593 params),
 ``unet3p:skip_upsampling=after_conv``) and ``kuc_unet_2d`` / ``kuc_unet_plus_2d`` /
 ``kuc_unet_3plus_2d``.
 
-The paper-size networks take seconds per step on 2 cores (FACTS.md section
-5), so the default (256x256 only, 3 timed steps) is what finishes in about
-ten minutes on an idle 2-core box; ``--sizes 256,512`` adds the report's
+The paper-size networks take seconds per step on 2 cores, so the default (256x256 only, 3 timed steps) is what finishes in about
+ten minutes on an idle 2-core CPU; ``--sizes 256,512`` adds the report's
 tile size. ``--budget-s`` stops starting new configurations after that many
 seconds (what was measured is still written). Results:
 ``bench/results/train_step.md``. The machine may be shared: the load
@@ -118,7 +117,7 @@ def write_table(args, rows, skipped, load0, start, running=None):
         "# Training step time on the CPU (TensorFlow backend)",
         "",
         f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPU cores "
-        f"(2-core CPU dev box, shared with other jobs: load average "
+        f"(2-core CPU dev machine, shared with other jobs: load average "
         f"{load0[0]:.1f} at the start, {load1[0]:.1f} at the end); TensorFlow {tf.__version__}, "
         f"Keras {keras.__version__}, keras-unet-collection {kuc_version}; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; total {wall / 60:.1f} min.",
@@ -145,7 +144,7 @@ def write_table(args, rows, skipped, load0, start, running=None):
         "",
         "keras-unet-collection builders at the papers' widths: `unet_2d` 64-1024 (its "
         "up-sampling block cannot express the paper's 2x2 up-conv), `unet_plus_2d` 32-512 "
-        "(builds no nested skip connections, FACTS.md section 3), `unet_3plus_2d` 64-1024 with "
+        "(builds no nested skip connections), `unet_3plus_2d` 64-1024 with "
         "batch norm (4 inputs per decoder node instead of 5).",
         "",
     ]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device script for a GPU session (JAX backend): step rate, peak memory and the
+# Device script for a GPU machine (JAX backend): step rate, peak memory and the
 # 6 GB-cap training check of the three networks (bench/gpu_bench.py).
 #
 # The device machine has JAX but neither TensorFlow nor Keras: Keras 3 and the

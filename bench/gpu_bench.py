@@ -22,7 +22,7 @@ Data are random tiles (speed and memory do not depend on the pixel values).
 Results: ``<out>/gpu_bench.json`` and ``<out>/gpu_bench.md`` (written after
 every configuration, so a run cut short keeps what it measured).
 
-Run on the device with ``bash bench/gpu.sh``; on a CPU box,
+Run on the device with ``bash bench/gpu.sh``; on a CPU machine,
 ``KERAS_BACKEND=jax python bench/gpu_bench.py --tiny`` runs the whole plumbing
 with tiny models in about a minute. Without a GPU and without ``--tiny`` it
 does nothing (so ``make bench`` never overwrites GPU results with CPU ones).

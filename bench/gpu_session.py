@@ -1,6 +1,6 @@
 """One device lease, one command: the 6 GiB check, then the paper profile.
 
-A device session lends one GPU for about 15 minutes of device time, at most
+A device lease lends one GPU for about 15 minutes of device time, at most
 10 minutes per command (``../.library/device/README.md``). This script does,
 inside one deadline (``--deadline-s``), one stage at a time, each in its own
 process group (killed with its children at the stage's limit):
@@ -173,7 +173,7 @@ class Stage:
 
 
 def _markdown(meta, stages):
-    lines = [f"# GPU session ({meta['date']})", "",
+    lines = [f"# GPU run ({meta['date']})", "",
              f"- deadline {meta['deadline_s']:.0f} s; profile {meta['profile']}; "
              f"data {meta['data']}; commit {meta['commit'] or 'unknown'}",
              ""]

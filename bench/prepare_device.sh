@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run on the development machine before a device session (it needs the
+# Run on the development machine before a GPU lease (it needs the
 # package index and the ISBI 2012 data): puts what the device scripts need
 # into two git-ignored folders that the device call carries:
 #   wheels/           Keras 3 and the small dependencies the device image lacks

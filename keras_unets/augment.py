@@ -4,8 +4,7 @@ The report augments with Keras' ``ImageDataGenerator`` (rotation, shift and
 horizontal flip). Used the usual way (two generators, one for the images and
 one for the masks, sharing a seed) the two streams drift apart, masks come
 back with interpolated non-binary values, and ``apply_transform`` is slow
-(scipy; FACTS.md section 3 quotes ~0.2 s per 512x512 image, ~10-15 ms on
-the dev box). :class:`Augmenter` keeps
+(scipy; 8.5 ms per 512x512 image on a 2-core CPU, ``bench/bench_augment.py``). :class:`Augmenter` keeps
 ``ImageDataGenerator``'s keyword arguments and its random draw
 (``get_random_transform``), and fixes all three:
 
@@ -436,8 +435,8 @@ def _warp_padding(matrix, out_shape, in_shape, margin):
     for the rest; with shifts of 10 % of the width a good part of a 512x512
     output is border. Padding first with :func:`cv2.copyMakeBorder` (the same
     border rule, so the same values) and shifting the warp by the padding
-    keeps every read inside: ~0.25 ms saved per 512x512 uint8 image on the
-    dev box. ``matrix``: the 2x3 output-to-source affine part; ``margin``:
+    keeps every read inside: ~0.25 ms saved per 512x512 uint8 image on a
+    2-core CPU. ``matrix``: the 2x3 output-to-source affine part; ``margin``:
     extra pixels (interpolation support, elastic displacement). All zeros
     when every read already falls inside; None when more than the image
     itself would be padded on a side (the warp then keeps its border rule).
@@ -808,7 +807,7 @@ class Augmenter:
                 # border rule then never applies, and BORDER_REPLICATE selects
                 # OpenCV's vectorised warpAffine (OpenCV >= 4.11 vectorises it
                 # for constant and replicate borders only: 0.32 against 0.60 ms
-                # per 512x512 uint8 bilinear warp on the dev box). Its rounding
+                # per 512x512 uint8 bilinear warp on a 2-core CPU). Its rounding
                 # differs from the scalar path's by at most 1 grey level.
                 padding = _warp_padding(m, (h, w), image.shape[:2], margin=4)
                 inside = m.copy()

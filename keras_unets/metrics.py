@@ -6,7 +6,7 @@ of ISBI 2012: a probability map on the 0-255 scale is binarised with
 ``pred > t -> 255`` and compared with the 0/255 label, pooled over all pixels
 of all slices. Its evaluation script did this with a Python double loop over
 pixels, once per threshold (about 0.12 s per 512x512 slice and threshold on
-the project's 2-core dev box, so ~150 s for a 255-threshold sweep of 5
+a 2-core CPU, so ~150 s for a 255-threshold sweep of 5
 slices). :func:`threshold_sweep` gets the accuracy at all 256 thresholds from
 two 256-bin histograms (one per label class) and their cumulative sums, which
 is exact (integer counts) and takes milliseconds.

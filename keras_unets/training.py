@@ -495,7 +495,7 @@ def train_loop(model, dataset, *, epochs, initial_epoch=0, callbacks=(), verbose
     :class:`~keras_unets.augment.SegmentationDataset`.
 
     Why not ``fit``: on TensorFlow, ``fit`` wraps a ``PyDataset`` in
-    ``tf.data.Dataset.from_generator``. On the project's 2-core box that
+    ``tf.data.Dataset.from_generator``. On a 2-core CPU that
     path showed intermittent slow epochs: ``bench/bench_fit_loop.py``
     measured UNet 3+ epochs of 9.77 and 5.92 s per step through ``fit``
     against 6.59 and 6.56 s through this loop, 1.12x (U-Net) and 1.19x

@@ -6,7 +6,7 @@
 distance to the border of the nearest cell and d2 the distance to the border
 of the second nearest cell. In our experiments we set w0 = 10 and sigma ~ 5
 pixels." (The report's transcription writes ``d1 - d2``; the paper has
-``d1 + d2``, FACTS.md section 2.)
+``d1 + d2``.)
 
 Choices where the paper is silent (all documented and tested):
 

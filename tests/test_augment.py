@@ -159,7 +159,7 @@ def test_masks_stay_binary(isbi_dir):
     for _ in range(5):
         _, out = aug.random_transform(np.zeros_like(lab), lab, rng)
         assert set(np.unique(out)) <= {0, 255}
-    if IDG is not None:  # the peers' way interpolates masks (FACTS.md section 3)
+    if IDG is not None:  # the peers' way interpolates masks (scipy, order 1)
         params = aug.get_random_transform(lab.shape, np.random.default_rng(0))
         params.pop("elastic")
         idg_out = IDG().apply_transform(lab[..., None].astype(np.float32), params)

@@ -1,6 +1,6 @@
-"""The GPU device-session scripts (bench/gpu_session.py, bench/gpu_bench.py).
+"""The GPU device scripts (bench/gpu_session.py, bench/gpu_bench.py).
 
-No GPU here: the pure parts are tested on hand values, and the whole session
+No GPU here: the pure parts are tested on hand values, and the whole run
 (the shell wrapper, the capped benchmark, one reproduce experiment under a
 time limit, the packed results) runs on the CPU with ``--tiny`` (tiny
 benchmark models, the smoke profile, a 128 x 128 crop of the data).

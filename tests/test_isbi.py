@@ -5,7 +5,7 @@ independent references built here from other code:
 
 * scikit-image's ``contingency_table`` / ``adapted_rand_error`` /
   ``variation_of_information`` with the proposal's zeros relabelled as
-  singleton ids (FACTS.md section 4 explains why raw skimage differs),
+  singleton ids (raw skimage treats proposal label 0 as one segment),
 * scikit-image's ``measure.label`` for the 4-connected components and its
   ``segmentation.watershed(..., watershed_line=True)`` for the thinning,
 * a pure-Python Vincent-Soille flooding of a binary mask written for this
@@ -422,7 +422,7 @@ def test_rand_formula_matches_skimage(slices_25_29):
                 # exact: the same formula from skimage's contingency table
                 assert ours == pytest.approx(ref_vrand(gt, seg), abs=1e-12)
                 # skimage's adapted Rand (no self pairs) is within 1e-4 once
-                # proposal zeros are singletons (FACTS.md section 4)
+                # proposal zeros are singletons (Arganda-Carreras et al. 2015)
                 are, _, _ = adapted_rand_error(gt, singletons(seg), ignore_labels=(0,))
                 assert ours == pytest.approx(1 - are, abs=1e-4)
                 assert vinfo_score(gt, seg) == pytest.approx(ref_vinfo(gt, seg), abs=1e-9)

@@ -12,7 +12,7 @@ from keras_unets.models import (
 )
 
 
-# --- exact parameter counts (FACTS.md section 2; full size, built, not run) ---
+# --- exact parameter counts (official Caffe prototxt; full size, built, not run) ---
 def test_paper_count_same_and_valid_padding():
     # Hand derivation: 18 unit convs sum_l 9*(c_in*c_out) + c_out, 4 up-convs
     # 4*c_in*c_out + c_out, 1x1 head 64 + 1 -> 31,030,593.

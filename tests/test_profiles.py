@@ -1,4 +1,4 @@
-"""Profiles: plain data, resolution order, and the report's numbers (FACTS.md 1)."""
+"""Profiles: plain data, resolution order, and the report's numbers (Liu, Shi, Chen)."""
 import json
 
 import pytest
@@ -53,7 +53,7 @@ def test_paper_profile_matches_report():
 @pytest.mark.parametrize("model", ["unet3p", "unet3p_ds_cgm"])
 def test_paper_unet3p_is_the_paper_network_factorized(model):
     # factorize_skips changes memory and time, not the network: the paper's
-    # order, the same parameters (FACTS.md section 2: 26,983,681 with BN
+    # order, the same parameters (Huang et al. 2020: 26,983,681 with BN
     # statistics for the plain model), each deeper skip a factorized
     # up-sample-then-conv
     pytest.importorskip("keras")
@@ -79,7 +79,7 @@ def test_quick_and_smoke_limits():
         assert q["crop"] == 256 and q["batch_size"] == 4
         assert q["model_kwargs"]["filters"] == (12 if model.startswith("unetpp") else 16)
         assert q["model_kwargs"]["batch_norm"] is True
-        # the cosine follows the clock (2-core box: too slow for the steps)
+        # the cosine follows the clock (2-core CPU: too slow for the steps)
         assert q["lr_schedule"] == "cosine_time"
         # UNet 3+: the report's 40 epochs (its Fig. 13); the others 30
         assert q["epochs"] == (40 if model.startswith("unet3p") else 30)
@@ -125,7 +125,7 @@ def test_paper_unet_is_the_reports_keras_unet():
     from keras_unets.models import get_model
 
     kwargs = get_profile("paper", "unet")["model_kwargs"]
-    # FACTS.md section 2: the report's Keras U-Net has 31,031,685 parameters
+    # the report's Keras U-Net (zhixuhao/unet layers) has 31,031,685 parameters
     assert get_model("unet", input_size=64, **kwargs).count_params() == 31_031_685
 
 
@@ -138,7 +138,7 @@ def test_smoke_and_quick_kwargs_build(model):
         kwargs = get_profile(profile, model)["model_kwargs"]
         built = get_model(model, **kwargs)
         assert built.count_params() > 0
-    # quick U-Net: the FACTS.md section 5 recipe, 16 filters with batch norm (~1.9 M)
+    # quick U-Net: 16 filters with batch norm (~1.9 M)
     if model == "unet":
         n = get_model("unet", **get_profile("quick", "unet")["model_kwargs"]).count_params()
         assert 1.8e6 < n < 2.0e6

@@ -587,7 +587,7 @@ def _file_lock(path):
 
 @pytest.fixture(scope="module")
 def smoke_run(isbi_dir, tmp_path_factory):
-    """``reproduce(all, profile="smoke")`` once per test session, even under xdist.
+    """``reproduce(all, profile="smoke")`` once per test run, even under xdist.
 
     Returns ``(results/smoke root, log lines, small data folder)``. The data
     is a 128 x 128 crop of the 30 ISBI 2012 slices (same layout). With

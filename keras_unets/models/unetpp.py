@@ -23,9 +23,9 @@ Deep supervision (section 2): 1x1 conv + sigmoid heads on X^{0,1..4}
 head, which is the same as pruning (:func:`prune_unetpp`): level Li keeps only
 the sub-network that ends at X^{0,i}, sharing its weights with the full model.
 
-Parameter counts (FACTS.md section 2): 9,041,601 without deep supervision,
-9,041,700 with (4 heads); pruned L1..L4: 100,961 / 511,105 / 2,204,961 /
-9,041,601.
+Parameter counts of the official Keras code (Zhou et al. 2018; the paper's
+9.04M): 9,041,601 without deep supervision, 9,041,700 with (4 heads);
+pruned L1..L4: 100,961 / 511,105 / 2,204,961 / 9,041,601.
 """
 import keras
 from keras import layers
