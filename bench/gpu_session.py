@@ -1,7 +1,7 @@
 """One device lease, one command: the 6 GiB check, then the paper profile.
 
 A device lease lends one GPU for about 15 minutes of device time, at most
-10 minutes per command (``../.library/device/README.md``). This script does,
+10 minutes per command. This script does,
 inside one deadline (``--deadline-s``), one stage at a time, each in its own
 process group (killed with its children at the stage's limit):
 
