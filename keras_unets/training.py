@@ -64,7 +64,6 @@ Numeric arguments are checked before anything is written
 import copy
 import csv
 import datetime as _dt
-import io
 import json
 import math
 import platform
@@ -76,7 +75,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_unets.io import atomic_write_json, atomic_write_text
+from keras_unets.io import atomic_write_json
 from keras_unets.profiles import resolve_config
 
 __all__ = ["TrainResult", "RunSlices", "OptionError", "RunExistsError", "train", "train_loop",
@@ -232,20 +231,20 @@ def _resolve_slices(split, fold, folds, val_slices):
     if split == "report":
         for option, value in (("fold", fold), ("folds", folds)):
             if value is not None:
-                raise OptionError(option, value, "left unset with split='report' "
-                                  "(it selects a fold of split='kfold')")
+                raise OptionError(option, value, "left unset with the report split "
+                                  "(it picks a fold of the kfold split)")
         train, val, source = _resolve_val(val_slices)
         return RunSlices("report", None, None, train, val, get_split("report").test, source)
     if val_slices is not None:
-        raise OptionError("val_slices", val_slices, "left unset with split='kfold' "
+        raise OptionError("val_slices", val_slices, "left unset with the kfold split "
                           "(the fold's slices are the validation slices)")
     folds = DEFAULT_FOLDS if folds is None else folds
     n = len(get_split("all").train)
     _check_int("folds", folds, 2, f"an int in 2..{n}", maximum=n)
     if fold is None:
-        raise OptionError("fold", fold, f"an int in 0..{folds - 1} with split='kfold' "
+        raise OptionError("fold", fold, f"an int in 0..{folds - 1} with the kfold split "
                           f"(the fold to validate on)")
-    _check_int("fold", fold, 0, f"an int in 0..{folds - 1} for folds={folds}",
+    _check_int("fold", fold, 0, f"an int in 0..{folds - 1} (one of {folds} folds)",
                maximum=folds - 1)
     s = get_split("kfold", n_folds=int(folds), fold=int(fold))
     return RunSlices("kfold", int(fold), int(folds), s.train, s.test, (), "fold")

@@ -94,13 +94,13 @@ def test_report_split_with_holdout_describes_all_three_sets():
 
 
 @pytest.mark.parametrize("kwargs, option, expected", [
-    ({"split": "kfold", "fold": 5, "folds": 5}, "fold", "an int in 0..4 for folds=5"),
-    ({"split": "kfold", "fold": -1}, "fold", "an int in 0..4 for folds=5"),
+    ({"split": "kfold", "fold": 5, "folds": 5}, "fold", "an int in 0..4 (one of 5 folds)"),
+    ({"split": "kfold", "fold": -1}, "fold", "an int in 0..4 (one of 5 folds)"),
     ({"split": "kfold", "fold": 0, "folds": 1}, "folds", "an int in 2..30"),
     ({"split": "kfold", "fold": 0, "folds": 31}, "folds", "an int in 2..30"),
-    ({"split": "kfold"}, "fold", "an int in 0..4 with split='kfold'"),
+    ({"split": "kfold"}, "fold", "an int in 0..4 with the kfold split"),
     ({"split": "kfold", "fold": 0, "val_slices": "0-4"}, "val_slices", "left unset"),
-    ({"fold": 1}, "fold", "left unset with split='report'"),
+    ({"fold": 1}, "fold", "left unset with the report split"),
     ({"split": "loo"}, "split", "one of ['report', 'kfold']"),
 ])
 def test_bad_split_arguments_write_nothing(tmp_path, kwargs, option, expected):
