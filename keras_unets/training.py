@@ -4,8 +4,8 @@ Public API (stable; :mod:`keras_unets.reproduce` builds on it)::
 
     train(model_name, *, profile="quick", data_dir=None, out=None, resume=None,
           epochs=None, steps_per_epoch=None, batch_size=None, crop=None,
-          seed=None, val_slices=None, learning_rate=None,
-          mixed_precision=False, strategy="default",
+          seed=None, val_slices=None, split=None, fold=None, folds=None,
+          learning_rate=None, mixed_precision=False, strategy="default",
           time_limit_minutes=None, model_kwargs=None, overrides=None,
           verbose="auto", command_line=None) -> TrainResult
 
@@ -21,11 +21,13 @@ the command line.
 
 Run directory (``out``; default ``runs/<model>-<profile>-<timestamp>``):
 
-* ``config.json``: resolved config, slices, versions, command line.
-* ``state.json``: epochs completed, best value/epoch (written after
-  ``last.keras``, so it never points past the checkpoint).
-* ``history.csv``: Keras ``CSVLogger`` (``epoch`` is Keras' 0-based index),
-  appended on resume.
+* ``config.json``: resolved config, split (``split``, ``fold``, ``folds``;
+  ``train_slices``, ``val_slices``, ``test_slices`` as lists of ints,
+  ``val_source``), versions, command line.
+* ``state.json``: epochs completed, best value/epoch: the commit record of
+  each epoch (:class:`keras_unets.callbacks.AtomicCheckpoint`).
+* ``history.csv``: the columns of Keras' ``CSVLogger`` (``epoch`` is Keras'
+  0-based index), appended on resume.
 * ``thresholds.csv``: per epoch and output, best threshold/accuracy and the
   256 accuracies of ``pred > t`` (:class:`keras_unets.callbacks.ThresholdSweep`).
 * ``best.keras`` (highest ``val_best_accuracy``) and ``last.keras``, written
@@ -38,20 +40,32 @@ Run directory (``out``; default ``runs/<model>-<profile>-<timestamp>``):
 Resuming (``resume=RUN_DIR``) reloads ``last.keras`` (weights and optimizer
 state, learning-rate schedule included), the saved config, and continues at
 the next epoch with the data stream of that epoch; a kill loses at most the
-epoch that was running. ``epochs`` and ``time_limit_minutes`` may be changed
+epoch that was running. Each epoch's checkpoints, ``history.csv`` and
+``thresholds.csv`` rows and ``state.json`` are committed as one step
+(:class:`keras_unets.callbacks.AtomicCheckpoint`), and a resume first settles
+a commit a kill interrupted (:func:`keras_unets.callbacks.recover_run`), so
+the tables hold every epoch ``0..n-1`` once. ``epochs`` and ``time_limit_minutes`` may be changed
 on resume (e.g. to train longer); everything else comes from ``config.json``.
 
-Validation: by default the report's test slices 25-29, as the report tuned its
-binarisation threshold there (Liu et al., sec. IV); ``val_slices="20-24"``
-holds out training slices instead (removed from the 0-24 training set).
-``config.json`` and ``results.json`` say which (``val_source``: ``"test"`` or
-``"holdout"``).
+Splits (:func:`keras_unets.data.get_split`, :class:`RunSlices`): ``split="report"``
+(default) trains on 0-24 and keeps 25-29 as test slices; validation is by
+default on those test slices, as the report tuned its binarisation threshold
+there (Liu et al., sec. IV), and ``val_slices="20-24"`` holds out training
+slices instead (removed from the 0-24 training set). ``split="kfold"`` with
+``fold=N`` of ``folds=K`` (default 5) validates on fold N and trains on every
+other slice of the 30, with no test slices. Every run prints its training,
+validation and test slices when it starts (unless ``verbose=0``);
+``config.json`` and ``results.json`` say which (``val_source``: ``"test"``,
+``"holdout"``, ``"mixed"`` or ``"fold"``).
+
+Numeric arguments are checked before anything is written
+(:class:`OptionError` names the argument, the value and what would work).
 """
 import copy
 import csv
 import datetime as _dt
-import io
 import json
+import math
 import platform
 import sys
 import time
@@ -61,13 +75,12 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_unets.io import atomic_write_json, atomic_write_text
+from keras_unets.io import atomic_write_json
 from keras_unets.profiles import resolve_config
 
-__all__ = ["TrainResult", "train", "train_loop", "evaluate_run", "load_run_model", "REPORT_TEST_SLICES"]
+__all__ = ["TrainResult", "RunSlices", "OptionError", "RunExistsError", "train", "train_loop",
+           "evaluate_run", "load_run_model"]
 
-REPORT_TRAIN_SLICES = tuple(range(25))
-REPORT_TEST_SLICES = tuple(range(25, 30))
 _RESUME_CHANGEABLE = ("epochs", "time_limit_minutes")
 
 
@@ -148,22 +161,172 @@ def _check_model_name(name):
 
 
 def _resolve_val(val_slices):
-    """``(train, val, source)`` slice tuples of the 30 labelled slices."""
-    from keras_unets.data import parse_slices
+    """``(train, val, source)`` of the report split (:func:`keras_unets.data.get_split`).
 
+    ``None``: validate on the report's test slices; otherwise the selection is
+    held out of the report's training slices.
+    """
+    from keras_unets.data import get_split, parse_slices
+
+    report = get_split("report")
     if val_slices is None:
-        return REPORT_TRAIN_SLICES, REPORT_TEST_SLICES, "test"
+        return report.train, report.test, "test"
     val = parse_slices(val_slices, n_slices=30)
-    train = tuple(i for i in REPORT_TRAIN_SLICES if i not in val)
-    if set(val) <= set(REPORT_TEST_SLICES):
+    train = tuple(i for i in report.train if i not in val)
+    if set(val) <= set(report.test):
         source = "test"
-    elif set(val) <= set(REPORT_TRAIN_SLICES):
+    elif set(val) <= set(report.train):
         source = "holdout"
     else:
         source = "mixed"
     if not train:
         raise ValueError(f"No training slices left after holding out {val_slices!r}.")
     return train, val, source
+
+
+SPLITS = ("report", "kfold")
+DEFAULT_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class RunSlices:
+    """Which labelled slices a run trains on, validates on and keeps as test slices.
+
+    ``split="report"``: train on 0-24 less ``val_slices`` (default: validate
+    on the test slices 25-29, as the report tuned its threshold there);
+    ``split="kfold"``: fold ``fold`` of ``folds`` contiguous folds
+    (:func:`keras_unets.data.get_split`) validates, every other slice of the
+    30 trains, and no slice is kept for testing.
+    """
+
+    split: str
+    fold: object
+    folds: object
+    train: tuple
+    val: tuple
+    test: tuple
+    val_source: str
+
+    def describe(self):
+        """``"training slices 0-19,22-24; validation 20-21; test 25-29"``."""
+        from keras_unets.data import format_slices
+
+        return (f"{self.split} split: training slices {format_slices(self.train)}; "
+                f"validation {format_slices(self.val)}; "
+                f"test {format_slices(self.test) or 'none'}")
+
+    def to_json(self):
+        return {"split": self.split, "fold": self.fold, "folds": self.folds,
+                "train_slices": list(self.train), "val_slices": list(self.val),
+                "test_slices": list(self.test), "val_source": self.val_source}
+
+
+def _resolve_slices(split, fold, folds, val_slices):
+    """The :class:`RunSlices` of ``split`` (checked: :class:`OptionError` names the argument)."""
+    from keras_unets.data import get_split
+
+    split = "report" if split is None else split
+    if split not in SPLITS:
+        raise OptionError("split", split, f"one of {list(SPLITS)}")
+    if split == "report":
+        for option, value in (("fold", fold), ("folds", folds)):
+            if value is not None:
+                raise OptionError(option, value, "left unset with the report split "
+                                  "(it picks a fold of the kfold split)")
+        train, val, source = _resolve_val(val_slices)
+        return RunSlices("report", None, None, train, val, get_split("report").test, source)
+    if val_slices is not None:
+        raise OptionError("val_slices", val_slices, "left unset with the kfold split "
+                          "(the fold's slices are the validation slices)")
+    folds = DEFAULT_FOLDS if folds is None else folds
+    n = len(get_split("all").train)
+    _check_int("folds", folds, 2, f"an int in 2..{n}", maximum=n)
+    if fold is None:
+        raise OptionError("fold", fold, f"an int in 0..{folds - 1} with the kfold split "
+                          f"(the fold to validate on)")
+    _check_int("fold", fold, 0, f"an int in 0..{folds - 1} (one of {folds} folds)",
+               maximum=folds - 1)
+    s = get_split("kfold", n_folds=int(folds), fold=int(fold))
+    return RunSlices("kfold", int(fold), int(folds), s.train, s.test, (), "fold")
+
+
+class OptionError(ValueError):
+    """An argument of :func:`train` out of range, before anything is written.
+
+    ``option`` is the argument's name (the CLI shows its own flag for it),
+    ``value`` what was received and ``expected`` what would work.
+    """
+
+    def __init__(self, option, value, expected):
+        self.option = option
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{option} must be {expected}. Received: {option}={value!r}")
+
+
+class RunExistsError(FileExistsError):
+    """``out`` already holds a run (``state.json``); resuming it is the way to continue."""
+
+    def __init__(self, run_dir):
+        self.run_dir = Path(run_dir)
+        super().__init__(f"{self.run_dir} already holds a run; pass resume="
+                         f"{str(self.run_dir)!r} to continue it or choose another out "
+                         "directory.")
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_int(option, value, minimum, expected, *, maximum=None):
+    if not _is_int(value) or value < minimum or (maximum is not None and value > maximum):
+        raise OptionError(option, value, expected)
+
+
+def _check_positive_number(option, value, expected):
+    ok = (isinstance(value, (int, float, np.integer, np.floating))
+          and not isinstance(value, (bool, np.bool_)) and math.isfinite(value) and value > 0)
+    if not ok:
+        raise OptionError(option, value, expected)
+
+
+def _check_options(config):
+    """Check the numeric settings of a config (or of explicit arguments) before any write."""
+    checks = {
+        "epochs": lambda v: _check_int("epochs", v, 1, "an int >= 1, e.g. 40"),
+        "steps_per_epoch": lambda v: v is None or _check_int(
+            "steps_per_epoch", v, 1, "an int >= 1, or None for one pass over the "
+                                     "training slices"),
+        "batch_size": lambda v: _check_int("batch_size", v, 1, "an int >= 1, e.g. 2"),
+        "crop": lambda v: v is None or _check_int(
+            "crop", v, 1, "a positive int (crop size in pixels, e.g. 256), or None "
+                          "for whole slices"),
+        "seed": lambda v: _check_int("seed", v, 0, "an int >= 0, e.g. 0"),
+        "learning_rate": lambda v: _check_positive_number(
+            "learning_rate", v, "a finite number > 0, e.g. 1e-4"),
+        "time_limit_minutes": lambda v: v is None or _check_positive_number(
+            "time_limit_minutes", v, "a finite number of minutes > 0, or None for no "
+                                     "limit"),
+    }
+    for key, check in checks.items():
+        if key in config:
+            check(config[key])
+
+
+def _check_crop(crop, slice_size):
+    if crop is not None and crop > slice_size:
+        raise OptionError("crop", crop, f"at most the slice size {slice_size} "
+                          "(or None for whole slices)")
+
+
+def _check_crop_for_model(model, crop):
+    """A same-padding model must take ``crop x crop`` tiles (e.g. a multiple of 2**depth)."""
+    from keras_unets.predict import check_tile
+
+    try:
+        check_tile(model, crop)
+    except ValueError as exc:
+        raise OptionError("crop", crop, f"a size the model takes ({exc})") from exc
 
 
 # "cosine_time": the optimizer holds a float rate that
@@ -309,6 +472,18 @@ def _valid_padding_input(model_name, kwargs, config):
     return kwargs
 
 
+def _build_model(model_name, config, get_model):
+    """The config's model; a crop an unpadded network cannot take is named as ``crop``."""
+    kwargs = _valid_padding_input(model_name, dict(config["model_kwargs"]), config)
+    try:
+        return get_model(model_name, **kwargs)
+    except ValueError as exc:
+        if "input_shape" in kwargs and "input_shape" not in config["model_kwargs"]:
+            raise OptionError("crop", config["crop"],
+                              f"an input size the unpadded network takes ({exc})") from exc
+        raise
+
+
 def _model_io_sizes(model, crop):
     """``(input tile, output size)`` of the model for training crops."""
     shape = tuple(model.inputs[0].shape)
@@ -358,25 +533,6 @@ def _wrap_valid(dataset, out_size):
             dataset.on_epoch_end()
 
     return ValidTargets()
-
-
-def _truncate_history_csv(path, initial_epoch):
-    """Drop ``history.csv`` rows of epochs ``>= initial_epoch`` (redone on resume)."""
-    path = Path(path)
-    if not path.exists():
-        return
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    if not rows:
-        return
-    header, body = rows[0], rows[1:]
-    keep = [r for r in body if r and int(float(r[0])) < initial_epoch]
-    if len(keep) != len(body):
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(keep)
-        atomic_write_text(path, buf.getvalue())
 
 
 def read_history(path, *, missing=None):
@@ -580,6 +736,9 @@ def train(
     crop=None,
     seed=None,
     val_slices=None,
+    split=None,
+    fold=None,
+    folds=None,
     learning_rate=None,
     mixed_precision=False,
     strategy="default",
@@ -608,7 +767,12 @@ def train(
         epochs, steps_per_epoch, batch_size, crop, seed, learning_rate,
         time_limit_minutes: override the profile (``None`` keeps it).
         val_slices: ``None`` (report test slices 25-29) or a selection like
-            ``"20-24"`` held out of the training slices.
+            ``"20-24"`` held out of the training slices (``split="report"``).
+        split: ``"report"`` (default; train 0-24, test 25-29) or ``"kfold"``
+            (validate on fold ``fold`` of ``folds``, train on the other
+            slices, no test slices); kept on resume.
+        fold, folds: the k-fold fold ``0..folds-1`` (required with
+            ``"kfold"``) and the number of folds ``2..30`` (default 5).
         mixed_precision: Keras ``mixed_float16`` policy (outputs stay float32).
         strategy: ``"default"`` or ``"mirrored"`` (TensorFlow only).
         model_kwargs: extra builder arguments (merged into the profile's).
@@ -618,6 +782,14 @@ def train(
 
     Returns:
         :class:`TrainResult`.
+
+    Raises:
+        OptionError: a numeric argument or split argument out of range
+            (``epochs`` >= 1, ``steps_per_epoch`` >= 1, ``batch_size`` >= 1,
+            ``crop`` a size the model takes, ``learning_rate`` and
+            ``time_limit_minutes`` finite and > 0, ``0 <= fold < folds``,
+            ``2 <= folds <= 30``); nothing is written.
+        RunExistsError: ``out`` holds a run already (resume it instead).
     """
     import keras
 
@@ -631,6 +803,7 @@ def train(
     if model_kwargs:
         explicit["model_kwargs"] = dict(model_kwargs)
     command_line = list(command_line) if command_line is not None else list(sys.argv)
+    _check_options(explicit)  # the caller's own values first, named as given
 
     if resume is not None and resume is not False:
         run_dir = Path(out if resume is True else resume)
@@ -658,6 +831,13 @@ def train(
                     f"Cannot change {key!r} when resuming (run has "
                     f"{config.get(key)!r}); only {list(_RESUME_CHANGEABLE)} can change."
                 )
+        for key, value in (("split", split), ("fold", fold), ("folds", folds)):
+            was = saved.get(key, "report" if key == "split" else None)
+            if value is not None and value != was:
+                raise ValueError(f"Cannot change {key!r} when resuming (run has {was!r}); "
+                                 f"only {list(_RESUME_CHANGEABLE)} can change.")
+        split = saved.get("split", "report")
+        fold, folds = saved.get("fold"), saved.get("folds")
         mixed_precision = saved.get("mixed_precision", False)
         strategy = strategy if strategy not in (None, "default") else saved.get("strategy", "default")
         meta = saved
@@ -667,16 +847,15 @@ def train(
         config = resolve_config(profile, model_name, **explicit)
         run_dir = Path(out) if out is not None else _default_out(model_name, profile)
         if (run_dir / "state.json").exists():
-            raise FileExistsError(
-                f"{run_dir} already holds a run; pass resume={str(run_dir)!r} to "
-                "continue it or choose another out directory."
-            )
+            raise RunExistsError(run_dir)
         meta = {}
         resuming = False
+    # bad values fail before anything is written
     _check_model_name(model_name)
-    _ema_kwargs(config)  # bad values fail before anything is written
+    _check_options(config)
+    _ema_kwargs(config)
     _warmup_fraction(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    slices = _resolve_slices(split, fold, folds, config.get("val_slices"))
 
     from keras_unets.augment import Augmenter, SegmentationDataset
     from keras_unets.callbacks import (
@@ -688,20 +867,18 @@ def train(
         load_state,
         plot_threshold_curve,
         read_threshold_table,
+        recover_run,
     )
-    from keras_unets.data import format_slices, load_isbi2012
+    from keras_unets.data import load_isbi2012
     from keras_unets.models import get_model, main_output_name
 
-    train_idx, val_idx, val_source = _resolve_val(config.get("val_slices"))
+    train_idx, val_idx, val_source = slices.train, slices.val, slices.val_source
     data = load_isbi2012(data_dir)
     x_train, y_train = data.train_images[list(train_idx)], data.train_labels[list(train_idx)]
     x_val, y_val = data.train_images[list(val_idx)], data.train_labels[list(val_idx)]
+    _check_crop(config["crop"], x_train.shape[1])
 
-    state = load_state(run_dir) if resuming else {}
-    initial_epoch = int(state.get("epochs_completed", 0))
     total_epochs = int(config["epochs"])
-    if resuming and initial_epoch >= total_epochs:
-        warnings.warn(f"{run_dir} already completed {initial_epoch} of {total_epochs} epochs.")
     steps = config["steps_per_epoch"]
     if steps is None:
         steps = -(-len(train_idx) // int(config["batch_size"]))  # one pass
@@ -714,28 +891,37 @@ def train(
         strat, scope = _strategy_scope(strategy)
         with scope:
             if resuming:
+                # the last committed epoch: half-done commits settled first
+                state = recover_run(run_dir)
                 model = load_run_model(run_dir, "last")
             else:
+                state = {}
                 keras.utils.set_random_seed(int(config["seed"]))
-                kwargs = dict(config["model_kwargs"])
-                kwargs = _valid_padding_input(model_name, kwargs, config)
-                model = get_model(model_name, **kwargs)
+                model = _build_model(model_name, config, get_model)
                 _compile(model, config, total_epochs * steps)
+        initial_epoch = int(state.get("epochs_completed", 0))
+        if resuming and initial_epoch >= total_epochs:
+            warnings.warn(f"{run_dir} already completed {initial_epoch} of {total_epochs} "
+                          "epochs.")
         crop_size = config["crop"] or x_train.shape[1]
+        if not resuming and model.inputs[0].shape[1] is None:
+            _check_crop_for_model(model, crop_size)
         tile, out_size = _model_io_sizes(model, crop_size)
         valid_padding = out_size != tile
         if tile != crop_size:  # a fixed-size model trains on crops of its size
             crop_size = tile
         val_tile = config.get("val_tile") or (tile if valid_padding else None)
 
+        if verbose != 0:
+            print(f"{run_dir}: {slices.describe()}", flush=True)
         if not resuming:
+            if run_dir.exists():  # leftovers of a run killed before its first epoch
+                recover_run(run_dir)
             meta = {
                 "model_name": model_name,
                 "profile": profile,
                 "config": config,
-                "train_slices": format_slices(train_idx),
-                "val_slices": format_slices(val_idx),
-                "val_source": val_source,
+                **slices.to_json(),
                 "steps_per_epoch": steps,
                 "crop": int(crop_size),
                 "data_source": data.source,
@@ -759,6 +945,8 @@ def train(
                 "time": _dt.datetime.now().isoformat(timespec="seconds"),
             })
             meta["config"] = config
+            meta.update(slices.to_json())  # older runs recorded compact strings
+        run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", meta)
 
         augment = dict(config.get("augment") or {})
@@ -787,9 +975,6 @@ def train(
             batch_size=max(1, min(4, int(config["batch_size"]))),
             from_logits=bool(config["from_logits"]),
         )
-        if resuming:
-            sweep.set_initial_epoch(initial_epoch)
-            _truncate_history_csv(run_dir / "history.csv", initial_epoch)
         callbacks = []
         if config.get("ema_momentum") is not None:
             # first: the sweep and the checkpoints see the averaged weights
@@ -808,11 +993,11 @@ def train(
         if config.get("time_limit_minutes"):
             limit = TimeLimit(float(config["time_limit_minutes"]))
             callbacks.append(limit)
+        # the epoch's commit: after every callback that adds to the logs
         callbacks.append(AtomicCheckpoint(
             run_dir, monitor="val_best_accuracy", mode="max",
-            state={k: state[k] for k in ("best_value", "best_epoch") if k in state}))
-        callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"),
-                                                   append=resuming))
+            state={k: state[k] for k in ("best_value", "best_epoch") if k in state},
+            history=run_dir / "history.csv"))
         tensorboard = _tensorboard_callback(run_dir / "logs")
         if tensorboard is not None:
             callbacks.append(tensorboard)

@@ -878,7 +878,8 @@ def test_smoke_holdout_trains_without_20_24_and_reuses(smoke_results):
     for name in ("unet", "unetpp", "unet3p"):
         run = root / "holdout" / "runs" / name
         config = json.loads((run / "config.json").read_text())
-        assert config["train_slices"] == "0-19" and config["val_slices"] == "20-24"
+        assert config["train_slices"] == list(range(20))
+        assert config["val_slices"] == [20, 21, 22, 23, 24]
         assert config["val_source"] == "holdout" and config["model_name"] == name
         assert m["arms"][name]["val_slices"] == [20, 21, 22, 23, 24]
         assert m["arms"][name]["time_limit_minutes"] == 5.0 and config["config"][

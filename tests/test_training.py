@@ -56,8 +56,9 @@ def test_train_resume_and_evaluate(tmp_path, isbi_dir):
     assert not [n for n in names if ".tmp-" in n], "no temporary files left"
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model_name"] == "unet" and cfg["profile"] == "smoke"
-    assert cfg["val_slices"] == "20-21" and cfg["val_source"] == "holdout"
-    assert cfg["train_slices"] == "0-19,22-24"
+    assert cfg["val_slices"] == [20, 21] and cfg["val_source"] == "holdout"
+    assert cfg["train_slices"] == list(range(20)) + [22, 23, 24]
+    assert cfg["test_slices"] == [25, 26, 27, 28, 29] and cfg["split"] == "report"
     assert cfg["config"]["model_kwargs"] == {"filters": 4, "dropout": 0.0, "depth": 2}
     assert cfg["versions"]["keras"] == keras.__version__
     assert cfg["versions"]["backend"] == "tensorflow"

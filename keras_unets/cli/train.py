@@ -52,8 +52,15 @@ def _parse_set(pairs):
               metavar="[RUN_DIR]",
               help="Continue a run from its last.keras (RUN_DIR, or --out's).")
 @click.option("--val-slices", default=None,
-              help="Validation slices, e.g. 20-24 (held out of training). "
-                   "Default: the report's test slices 25-29.")
+              help="Validation slices of the report split, e.g. 20-24 (held out of "
+                   "training 0-24). Default: the report's test slices 25-29.")
+@click.option("--split", type=click.Choice(["report", "kfold"]), default=None,
+              help="report (default): train 0-24, test 25-29. kfold: validate on fold "
+                   "--fold of --folds, train on every other slice, no test slices.")
+@click.option("--fold", type=int, default=None, metavar="N",
+              help="k-fold fold to validate on, 0..K-1 (with --split kfold).")
+@click.option("--folds", type=int, default=None, metavar="K",
+              help="Number of k-fold folds, 2..30 (default 5; with --split kfold).")
 @click.option("--time-limit", "time_limit_minutes", type=float, default=None,
               help="Stop cleanly after this many minutes.")
 @click.option("--set", "set_pairs", multiple=True, metavar="KEY=VALUE",
@@ -62,10 +69,10 @@ def _parse_set(pairs):
               show_default=True, help="Keras fit verbosity.")
 def train_cmd(model, profile, data_dir, out, epochs, steps_per_epoch, batch_size, crop,
               seed, learning_rate, ema_momentum, mixed_precision, strategy, resume, val_slices,
-              time_limit_minutes, set_pairs, verbose):
+              split, fold, folds, time_limit_minutes, set_pairs, verbose):
     """Train MODEL (e.g. unet, unetpp, unetpp_ds, unet3p) into a run directory."""
     from keras_unets.data import DataNotFoundError
-    from keras_unets.training import train
+    from keras_unets.training import OptionError, RunExistsError, train
 
     if resume == _RESUME_FROM_OUT:
         if out is None:
@@ -75,7 +82,8 @@ def train_cmd(model, profile, data_dir, out, epochs, steps_per_epoch, batch_size
         result = train(
             model, profile=profile, data_dir=data_dir, out=out, resume=resume,
             epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
-            crop=crop, seed=seed, val_slices=val_slices, learning_rate=learning_rate,
+            crop=crop, seed=seed, val_slices=val_slices, split=split, fold=fold, folds=folds,
+            learning_rate=learning_rate,
             mixed_precision=mixed_precision, strategy=strategy,
             time_limit_minutes=time_limit_minutes,
             model_kwargs=_parse_set(set_pairs) or None,
@@ -83,11 +91,27 @@ def train_cmd(model, profile, data_dir, out, epochs, steps_per_epoch, batch_size
             verbose=verbose if verbose == "auto" else int(verbose),
             command_line=["keras-unets"] + sys.argv[1:],
         )
+    except OptionError as exc:
+        raise _bad_parameter(exc) from exc
+    except RunExistsError as exc:
+        raise click.ClickException(
+            f"{exc.run_dir} already holds a run; pass --resume to continue it "
+            f"(with --out {exc.run_dir}) or choose another --out directory.") from exc
     except (ValueError, FileNotFoundError, FileExistsError, DataNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     summary = result.to_json()
     summary.pop("history", None)
     click.echo(json.dumps(summary, indent=2))
+
+
+def _bad_parameter(exc):
+    """A :class:`keras_unets.training.OptionError` as click's error for the option's flag."""
+    flags = {p.name: p.opts[0] for p in train_cmd.params if p.opts and p.opts[0].startswith("--")}
+    flag = flags.get(exc.option)
+    if flag is None:  # a setting without a flag of its own (e.g. from --set)
+        return click.ClickException(str(exc))
+    return click.BadParameter(f"must be {exc.expected}. Received: {exc.value!r}",
+                              param_hint=f"'{flag}'")
 
 
 def _input_kind(path):
