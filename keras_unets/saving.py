@@ -46,11 +46,11 @@ def model_path(path, checkpoint="best"):
         file = path / f"{checkpoint}.keras"
         if not file.is_file():
             found = sorted(p.name for p in path.glob("*.keras"))
-            holds = f"it holds {', '.join(found)}" if found else "it holds no .keras file"
+            holds = (f"the folder holds {', '.join(found)}" if found
+                     else "the folder holds no .keras file")
             raise FileNotFoundError(
-                f"No checkpoint {file}: the folder {path} is not a finished run folder "
-                f"({holds}; a run folder of keras-unets train has best.keras and "
-                f"last.keras after its first epoch); {_WHAT_WORKS}.")
+                f"No checkpoint {file}: {holds} (a run folder of keras-unets train has "
+                f"best.keras and last.keras after its first epoch); {_WHAT_WORKS}.")
         return file
     if not path.exists():
         raise FileNotFoundError(

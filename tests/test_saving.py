@@ -179,7 +179,8 @@ def test_load_model_takes_a_run_folder(saved, tmp_path):
             np.testing.assert_allclose(a, b, atol=1e-6)
     assert keras_unets.load_model(run).compiled
     assert not keras_unets.load_model(run, compile=False).compiled
-    with pytest.raises(FileNotFoundError, match=r"No checkpoint .*last\.keras.*holds best\.keras"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"No checkpoint .*last\.keras: the folder holds best\.keras"):
         keras_unets.load_model(run, checkpoint="last")
 
 
@@ -197,7 +198,7 @@ def test_load_model_errors(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(FileNotFoundError,
-                       match=r"No checkpoint .*empty.best\.keras.*it holds no \.keras file"):
+                       match=r"No checkpoint .*empty.best\.keras: the folder holds no \.keras file"):
         keras_unets.load_model(empty)
     with pytest.raises(ValueError, match=r"checkpoint must be one of \['best', 'last'\]"):
         keras_unets.load_model(empty, checkpoint="first")
@@ -221,7 +222,7 @@ def test_predict_command_shows_load_errors_without_traceback(saved, tmp_path):
     cases = {
         tmp_path / "missing.keras": "No model at",
         bad: "exists but is not a Keras .keras model archive (received 11 bytes, not a zip)",
-        empty: "it holds no .keras file",
+        empty: "the folder holds no .keras file",
     }
     for path, message in cases.items():
         res = CliRunner().invoke(main, ["predict", str(path), str(img), "--out",
