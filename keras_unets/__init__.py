@@ -1,11 +1,21 @@
 """keras-unets: U-Net, UNet++ and UNet 3+ for Keras 3.
 
 Reproduces the "U-Net School" report (Liu, Shi, Chen) on the ISBI 2012 EM
-membrane data. Sub-modules are imported lazily so that ``import keras_unets``
-stays cheap and the data/metrics layers work without importing Keras.
+membrane data.
+
+``import keras_unets`` imports Keras and registers the package's custom
+objects (:mod:`keras_unets.layers`, :mod:`keras_unets.losses`, through
+:mod:`keras_unets.saving`), so that a model saved by keras-unets loads in a
+fresh interpreter with ``keras.saving.load_model`` or
+:func:`keras_unets.load_model`. Nothing heavier is imported: the training,
+prediction and model-building modules load on first use of
+``keras_unets.train``, ``keras_unets.evaluate_run`` and
+``keras_unets.predict_tiled``.
 """
 
 __version__ = "0.1.0"
+
+from keras_unets.saving import load_model  # noqa: E402 - registers the custom objects
 
 _LAZY = {
     "train": ("keras_unets.training", "train"),
@@ -13,9 +23,11 @@ _LAZY = {
     "predict_tiled": ("keras_unets.predict", "predict_tiled"),
 }
 
+__all__ = ["__version__", "evaluate_run", "load_model", "predict_tiled", "train"]
+
 
 def __getattr__(name):
-    """Lazy top-level API: ``keras_unets.train(...)`` imports Keras on first use."""
+    """Lazy top-level API: ``keras_unets.train(...)`` imports the training code on first use."""
     if name in _LAZY:
         import importlib
 

@@ -21,9 +21,11 @@ or the same slices as single PNG files (numeric names, read in numeric order
     png/test/image/{0..29}.png
 
 Conventions (DESIGN.md): images and labels are ``uint8`` arrays ``(N, H, W)``;
-labels are {0, 255}. This module is pure numpy / OpenCV / tifffile and never
-imports Keras.
+labels are {0, 255}. This module is pure numpy / OpenCV / tifffile and
+imports no Keras itself (``import keras_unets``, the package, does).
 """
+import contextlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -158,7 +160,8 @@ def _where_to_put_files(directory):
         f"Put the three ISBI 2012 TIFF volumes here:\n{tiffs}\n"
         f"(or the PNG slices here:\n{pngs})\n"
         f"or download them with:\n    keras-unets data download --dest {directory}\n"
-        f"To use data elsewhere, pass data_dir=... (--data-dir) or set {ENV_VAR}."
+        "To use data elsewhere, pass data_dir=... (CLI: keras-unets train/reproduce "
+        f"--data DIR) or set {ENV_VAR}."
     )
 
 
@@ -287,16 +290,46 @@ def _read_png(path):
     return _as_grayscale_uint8(image, path)
 
 
-def _read_tiff(path):
+class _KeepRecords(logging.Filter):
+    """Drop a logger's records, keeping their messages."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def filter(self, record):
+        self.messages.append(record.getMessage())
+        return False
+
+
+@contextlib.contextmanager
+def _tifffile_log_held():
+    """Hold tifffile's log lines (e.g. "invalid page offset") back for one read.
+
+    Yields the list of their messages; the error of a failed read carries
+    them instead of a stray line on stderr before it.
+    """
+    logger = logging.getLogger("tifffile")
+    held = _KeepRecords()
+    logger.addFilter(held)
     try:
-        with tifffile.TiffFile(str(path)) as tif:
-            series = list(tif.series)
-            arrays = [(s.asarray(), s.axes) for s in series]
-    except Exception as exc:  # tifffile raises several types for bad files
-        raise DataFormatError(
-            f"{path}: cannot read this file as a TIFF ({type(exc).__name__}: "
-            f"{exc})."
-        ) from exc
+        yield held.messages
+    finally:
+        logger.removeFilter(held)
+
+
+def _read_tiff(path):
+    with _tifffile_log_held() as log:
+        try:
+            with tifffile.TiffFile(str(path)) as tif:
+                series = list(tif.series)
+                arrays = [(s.asarray(), s.axes) for s in series]
+        except Exception as exc:  # tifffile raises several types for bad files
+            said = f"; tifffile: {'; '.join(log)}" if log else ""
+            raise DataFormatError(
+                f"{path}: cannot read this file as a TIFF ({type(exc).__name__}: "
+                f"{exc}{said}); is it truncated or not a TIFF?"
+            ) from exc
     if not arrays:
         raise DataFormatError(f"{path}: the TIFF file holds no image.")
     planes = []

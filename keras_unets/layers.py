@@ -1,9 +1,9 @@
 """Custom Keras layers used by the builders.
 
 Only what the stock ``keras.layers`` cannot express lives here. Every layer is
-written with ``keras.ops`` (TensorFlow, JAX and PyTorch backends) and is
+written with ``keras.ops`` (tested on the TensorFlow and JAX backends) and is
 registered for serialization, so a ``.keras`` file loads without
-``custom_objects``.
+``custom_objects`` (after ``import keras_unets``, which imports this module).
 """
 import keras
 from keras import ops

@@ -1,4 +1,4 @@
-"""The papers' losses, in ``keras.ops`` (TensorFlow, JAX and PyTorch backends).
+"""The papers' losses, in ``keras.ops`` (tested on the TensorFlow and JAX backends).
 
 Each loss is a pure function ``f(y_true, y_pred, ...)`` plus a thin
 serializable ``keras.losses.Loss`` class (registered under the package

@@ -556,46 +556,20 @@ def read_history(path, *, missing=None):
     return hist
 
 
-def _import_custom_objects():
-    """Import modules that register custom Keras objects (for loading)."""
-    for mod in ("keras_unets.losses", "keras_unets.layers"):
-        try:
-            __import__(mod)
-        except ImportError:
-            pass
-
-
 def load_run_model(run_dir, checkpoint="best", *, compile=True):
     """Load ``best.keras``/``last.keras`` (or a path) of a run directory.
+
+    :func:`keras_unets.saving.load_model` on ``run_dir`` (``checkpoint``
+    ``"best"`` or ``"last"``) or on the file ``checkpoint``.
 
     Raises:
         FileNotFoundError / ValueError: naming the file and the reason.
     """
-    import keras
+    from keras_unets.saving import CHECKPOINTS, load_model
 
-    _import_custom_objects()
-    path = Path(checkpoint)
-    if checkpoint in ("best", "last"):
-        path = Path(run_dir) / f"{checkpoint}.keras"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"No checkpoint {path}: a run directory has best.keras and last.keras "
-            "after its first epoch."
-        )
-    mixed = False
-    cfg_path = Path(run_dir) / "config.json" if run_dir is not None else None
-    if cfg_path is not None and cfg_path.exists():
-        with open(cfg_path, encoding="utf-8") as fh:
-            mixed = bool(json.load(fh).get("mixed_precision", False))
-    previous = keras.config.dtype_policy()
-    try:
-        if mixed:  # the loss-scale optimizer state loads only under this policy
-            keras.mixed_precision.set_global_policy("mixed_float16")
-        return keras.saving.load_model(path, compile=compile)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-        raise ValueError(f"Could not load the model in {path}: {exc}") from exc
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+    if checkpoint in CHECKPOINTS:
+        return load_model(run_dir, compile=compile, checkpoint=checkpoint)
+    return load_model(checkpoint, compile=compile)
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Tests for keras_unets.data: reading, validating and splitting ISBI 2012."""
+import logging
 import os
 import subprocess
 import sys
@@ -256,6 +257,38 @@ def test_missing_directory_says_where_to_put_files(tmp_path, monkeypatch):
     assert isinstance(info.value, FileNotFoundError)
 
 
+def test_missing_data_message_names_the_real_cli_option(tmp_path):
+    from keras_unets.cli.reproduce import reproduce
+    from keras_unets.cli.train import train_cmd
+
+    with pytest.raises(DataNotFoundError) as info:
+        resolve_data_dir(tmp_path / "nowhere")
+    msg = str(info.value)
+    assert "pass data_dir=... (CLI: keras-unets train/reproduce --data DIR)" in msg
+    assert "--data-dir" not in msg
+    for command in (train_cmd, reproduce):
+        options = {o for p in command.params for o in p.opts}
+        assert "--data" in options and "--data-dir" not in options, command.name
+
+
+def test_truncated_tiff_error_without_a_stray_log_line(tmp_path, caplog, capfd):
+    write_stack(tmp_path / "full.tif", _volume(3, 64, 64))
+    whole = (tmp_path / "full.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(whole[: len(whole) // 2])
+    capfd.readouterr()
+    with caplog.at_level(logging.DEBUG), pytest.raises(DataFormatError) as info:
+        read_stack(tmp_path / "cut.tif")
+    # tifffile logs "<tifffile.TiffPages @8> invalid page offset ..." without the filter
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("tifffile")] == []
+    assert capfd.readouterr() == ("", "")
+    msg = str(info.value)
+    assert msg.startswith(f"{tmp_path / 'cut.tif'}: cannot read this file as a TIFF")
+    assert "; tifffile: " in msg and "invalid page offset" in msg
+    assert msg.endswith("is it truncated or not a TIFF?")
+    # the filter is scoped to the read
+    assert not logging.getLogger("tifffile").filters
+
+
 def test_incomplete_directory_lists_missing_files(tmp_path):
     write_stack(tmp_path / "train-volume.tif", _volume())
     with pytest.raises(DataNotFoundError, match="missing: train-labels.tif, test-volume.tif"):
@@ -414,8 +447,15 @@ def test_load_split_on_synthetic_data(tmp_path):
 
 
 def test_data_modules_do_not_import_keras():
+    # ``import keras_unets`` imports Keras (it registers the custom objects);
+    # the data modules themselves do not: import them under a bare package
     code = (
-        "import sys, keras_unets.data, keras_unets.download, keras_unets.cli.data;"
+        "import importlib.util, sys, types;"
+        "spec = importlib.util.find_spec('keras_unets');"
+        "pkg = types.ModuleType('keras_unets');"
+        "pkg.__path__ = list(spec.submodule_search_locations); pkg.__version__ = '0';"
+        "sys.modules['keras_unets'] = pkg;"
+        "import keras_unets.data, keras_unets.download, keras_unets.cli.data;"
         "bad = [m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules];"
         "assert not bad, bad"
     )

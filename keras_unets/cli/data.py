@@ -50,7 +50,7 @@ def download(dest, mirrors, timeout, force, no_progress):
     except (DownloadError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"ISBI 2012 data ready in {path}")
-    click.echo(f"Use it with --data-dir {path} or ISBI2012_DIR={path}")
+    click.echo(f"Use it with keras-unets train/reproduce --data {path} or ISBI2012_DIR={path}")
 
 
 @data.command("check")

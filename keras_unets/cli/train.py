@@ -123,9 +123,15 @@ def _input_kind(path):
     return "image"
 
 
+def _run_folder(checkpoint):
+    """The run folder of ``checkpoint``: itself if a folder, else the file's folder."""
+    checkpoint = Path(checkpoint)
+    return checkpoint if checkpoint.is_dir() else checkpoint.parent
+
+
 def _run_threshold(checkpoint):
     """The best threshold stored next to a checkpoint of a run directory."""
-    results = Path(checkpoint).parent / "results.json"
+    results = _run_folder(checkpoint) / "results.json"
     if results.exists():
         try:
             t = json.loads(results.read_text()).get("best_threshold")
@@ -137,7 +143,7 @@ def _run_threshold(checkpoint):
 
 
 def _run_from_logits(checkpoint):
-    cfg = Path(checkpoint).parent / "config.json"
+    cfg = _run_folder(checkpoint) / "config.json"
     if cfg.exists():
         try:
             return bool(json.loads(cfg.read_text())["config"]["from_logits"])
@@ -147,7 +153,7 @@ def _run_from_logits(checkpoint):
 
 
 @click.command("predict")
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path())
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder: probabilities and masks.")
@@ -159,6 +165,8 @@ def _run_from_logits(checkpoint):
 @click.option("--batch-size", type=int, default=4, show_default=True, help="Tiles per batch.")
 def predict_cmd(checkpoint, input_path, out, tile, tta, threshold, batch_size):
     """Overlap-tile prediction of INPUT (TIFF stack, image or PNG folder).
+
+    CHECKPOINT is a .keras file or a run folder (its best.keras).
 
     Writes OUT/probabilities and OUT/masks (uint8 0-255; pred > T -> 255) as
     TIFF if INPUT is a TIFF, else as a folder of PNGs named like INPUT's
@@ -175,11 +183,11 @@ def predict_cmd(checkpoint, input_path, out, tile, tta, threshold, batch_size):
     )
     from keras_unets.metrics import to_uint8
     from keras_unets.predict import predict_tiled
-    from keras_unets.training import load_run_model
+    from keras_unets.saving import load_model
 
     ckpt = Path(checkpoint)
     try:
-        model = load_run_model(ckpt.parent, ckpt, compile=False)
+        model = load_model(ckpt, compile=False)
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     try:
