@@ -40,6 +40,7 @@ from keras_unets.predict import _run
 
 __all__ = [
     "ThresholdSweep",
+    "MulticlassValidation",
     "AtomicCheckpoint",
     "TimeLimit",
     "CosineTimeDecay",
@@ -775,3 +776,137 @@ def load_state(run_dir):
         return {}
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+class MulticlassValidation(keras.callbacks.Callback):
+    """After each epoch: predict the validation images, score K-class segmentation.
+
+    Each image is predicted whole, whatever its size, with
+    :func:`keras_unets.predict.predict_padded` (same-padding models; any
+    input channels), the class map is the argmax over the K softmax
+    channels, and :func:`keras_unets.metrics.evaluate_multiclass` pools the
+    pixels of all images. Writes into ``logs`` (before any callback that
+    reads them, as for :class:`ThresholdSweep`): ``val_mean_dice`` (mean
+    over the foreground classes present, nnU-Net's rule; NaN if none is),
+    ``val_mean_iou``, ``val_pixel_accuracy`` and ``val_dice_<k>`` for every
+    class k (NaN where class k is in neither prediction nor label).
+
+    Args:
+        images: list of ``uint8`` ``(H, W)`` or ``(H, W, C)`` images (sizes may differ).
+        masks: list of ``uint8`` ``(H, W)`` class indices ``0..K-1``.
+        classes: K >= 2 (the model's output channels).
+        csv_path: ``multiclass.csv``: one row per epoch (Keras' 0-based epoch,
+            ``pixel_accuracy``, ``mean_dice``, ``mean_iou``, ``dice_<k>``,
+            ``iou_<k>``), rewritten atomically each epoch; rows of epochs at
+            or after a resumed run's first epoch are dropped
+            (:meth:`set_initial_epoch`).
+        output: output name or index (default the main output).
+        from_logits: the model outputs logits.
+        include_background: average over all classes, not only ``1..K-1``.
+        prefix: key prefix in ``logs``.
+        verbose: print one line per epoch.
+    """
+
+    def __init__(self, images, masks, classes, *, csv_path=None, output=None, from_logits=False,
+                 include_background=False, prefix="val_", verbose=0):
+        super().__init__()
+        images, masks = list(images), [np.asarray(m) for m in masks]
+        if not images or len(images) != len(masks):
+            raise ValueError(
+                "MulticlassValidation needs one mask per image and at least one image. "
+                f"Received: {len(images)} images, {len(masks)} masks"
+            )
+        for i, (image, mask) in enumerate(zip(images, masks)):
+            image = np.asarray(image)
+            if image.dtype != np.uint8 or image.shape[:2] != mask.shape:
+                raise ValueError(
+                    f"Validation image {i} must be uint8 with its mask's height and width. Received: "
+                    f"image dtype={image.dtype}, shape={image.shape}; mask shape={mask.shape}"
+                )
+        if int(classes) < 2:
+            raise ValueError(f"`classes` must be >= 2. Received: classes={classes!r}")
+        self.images = [np.asarray(image) for image in images]
+        self.masks = masks
+        self.classes = int(classes)
+        self.columns = (["epoch", "pixel_accuracy", "mean_dice", "mean_iou"]
+                        + [f"dice_{k}" for k in range(self.classes)]
+                        + [f"iou_{k}" for k in range(self.classes)])
+        self.csv_path = Path(csv_path) if csv_path else None
+        self.output = output
+        self.from_logits = bool(from_logits)
+        self.include_background = bool(include_background)
+        self.prefix = prefix
+        self.verbose = verbose
+        self.rows = []
+        self.last = None
+
+    def predict(self, model=None):
+        """Class maps ``uint8 (H, W)`` of the validation images."""
+        from keras_unets.predict import predict_padded
+
+        model = model or self.model
+        maps = []
+        for image in self.images:
+            probs = predict_padded(model, image, output=self.output, from_logits=self.from_logits)
+            if probs.shape[-1] != self.classes:
+                raise ValueError(
+                    f"The model predicts {probs.shape[-1]} channels for classes={self.classes}; "
+                    "build it with num_classes=K (a K-channel softmax)."
+                )
+            maps.append(np.argmax(probs, axis=-1).astype(np.uint8))
+        return maps
+
+    def evaluate(self, model=None):
+        """:func:`keras_unets.metrics.evaluate_multiclass` of the current model."""
+        from keras_unets.metrics import evaluate_multiclass
+
+        return evaluate_multiclass(self.predict(model), self.masks, self.classes,
+                                   include_background=self.include_background)
+
+    def _read_rows(self):
+        with open(self.csv_path, newline="", encoding="utf-8") as fh:
+            return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+                    for row in csv.DictReader(fh)]
+
+    def on_train_begin(self, logs=None):
+        self.rows = self._read_rows() if self.csv_path is not None and self.csv_path.exists() else []
+
+    def set_initial_epoch(self, initial_epoch):
+        """Drop rows of epochs ``>= initial_epoch`` (a resumed run redoes them)."""
+        if self.csv_path is not None and self.csv_path.exists():
+            self.rows = [r for r in self._read_rows() if r["epoch"] < initial_epoch]
+            self._write_rows()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        result = self.evaluate()
+        nan = float("nan")
+
+        def number(value):
+            return nan if value is None else float(value)
+
+        row = {"epoch": int(epoch), "pixel_accuracy": result["pixel_accuracy"],
+               "mean_dice": number(result["mean_dice"]), "mean_iou": number(result["iou"])}
+        for item in result["per_class"]:
+            row[f"dice_{item['class']}"] = number(item["dice"])
+            row[f"iou_{item['class']}"] = number(item["iou"])
+        logs[f"{self.prefix}mean_dice"] = row["mean_dice"]
+        logs[f"{self.prefix}mean_iou"] = row["mean_iou"]
+        logs[f"{self.prefix}pixel_accuracy"] = row["pixel_accuracy"]
+        for k in range(self.classes):
+            logs[f"{self.prefix}dice_{k}"] = row[f"dice_{k}"]
+        self.last = result
+        self.rows = [r for r in self.rows if r["epoch"] != int(epoch)] + [row]
+        if self.csv_path is not None:
+            self._write_rows()
+        if self.verbose:
+            print(f"\nepoch {epoch + 1}: {self.prefix}mean_dice={row['mean_dice']:.4f} "
+                  f"{self.prefix}pixel_accuracy={row['pixel_accuracy']:.4f}")
+
+    def _write_rows(self):
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: _fmt(row[k]) for k in self.columns})
+        atomic_write_text(self.csv_path, buf.getvalue())

@@ -31,6 +31,12 @@ the reduced value is the plain sum of the terms.
 * :func:`binary_crossentropy_from_logits`: PyTorch's ``BCEWithLogitsLoss``,
   what the report trained UNet 3+ with; the model must then output logits
   (no sigmoid).
+* :func:`categorical_ce_dice_loss`: multi-class segmentation (K-channel
+  softmax, one-hot targets): ``ce_weight * CE + dice_weight * (1 - mean_k
+  Dice_k)``, the cross-entropy + soft Dice sum of nnU-Net (Isensee et al.,
+  Nature Methods 2021); Dice per class over the flattened batch with
+  ``smooth = 1`` (as :func:`dice_coefficient`), averaged over the K
+  classes, background included.
 * :func:`deep_supervision_losses`: ``loss`` / ``loss_weights`` dicts for
   ``model.compile`` over named deep-supervision outputs.
 """
@@ -47,6 +53,7 @@ __all__ = [
     "BCEDiceLoss",
     "BinaryCrossentropyFromLogits",
     "BinaryFocalLoss",
+    "CategoricalCEDiceLoss",
     "IoULoss",
     "MSSSIMLoss",
     "UNet3PlusHybridLoss",
@@ -54,6 +61,7 @@ __all__ = [
     "bce_dice_loss",
     "binary_crossentropy_from_logits",
     "binary_focal_loss",
+    "categorical_ce_dice_loss",
     "deep_supervision_losses",
     "dice_coefficient",
     "iou_loss",
@@ -136,6 +144,30 @@ def bce_dice_loss(y_true, y_pred, *, smooth=1.0, bce_weight=0.5):
     y_true, y_pred = _prepare(y_true, y_pred)
     bce = weighted_binary_crossentropy(y_true, y_pred)
     return bce_weight * bce + (1.0 - dice_coefficient(y_true, y_pred, smooth=smooth))
+
+
+def categorical_ce_dice_loss(y_true, y_pred, *, ce_weight=1.0, dice_weight=1.0, smooth=1.0, from_logits=False):
+    """Multi-class ``ce_weight * CE + dice_weight * (1 - mean Dice)`` per pixel, ``(B, H, W)``.
+
+    ``y_true``: one-hot ``(B, H, W, K)``; ``y_pred``: softmax probabilities
+    (or logits with ``from_logits=True``). CE is ``-sum_k y_k log p_k`` per
+    pixel with ``p`` clipped to ``[eps, 1 - eps]`` (Keras'
+    ``categorical_crossentropy`` clips the same way). ``Dice_k = (2 sum(y_k
+    p_k) + s) / (sum y_k + sum p_k + s)`` over the flattened batch, averaged
+    over the K classes and broadcast over the pixels, so the reduced loss is
+    ``ce_weight * mean(CE) + dice_weight * (1 - mean_k Dice_k)`` (nnU-Net's
+    ``DC_and_CE_loss`` sums the two with weights 1). ``ce_weight=0`` or
+    ``dice_weight=0`` leaves one term.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred)
+    if from_logits:
+        y_pred = ops.softmax(y_pred, axis=-1)
+    eps = keras.config.epsilon()
+    ce = -ops.sum(y_true * ops.log(ops.clip(y_pred, eps, 1.0 - eps)), axis=-1)
+    axes = tuple(range(len(y_pred.shape) - 1))
+    intersection = ops.sum(y_true * y_pred, axis=axes)
+    dice = (2.0 * intersection + smooth) / (ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes) + smooth)
+    return ce_weight * ce + dice_weight * (1.0 - ops.mean(dice))
 
 
 def binary_focal_loss(y_true, y_pred, *, alpha=0.25, gamma=2.0, from_logits=False):
@@ -392,6 +424,27 @@ class BinaryFocalLoss(_ConfigLoss):
 
     def call(self, y_true, y_pred):
         return binary_focal_loss(y_true, y_pred, alpha=self.alpha, gamma=self.gamma, from_logits=self.from_logits)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CategoricalCEDiceLoss(_ConfigLoss):
+    """Multi-class CE + soft Dice (see :func:`categorical_ce_dice_loss`); one-hot targets."""
+
+    def __init__(self, *, ce_weight=1.0, dice_weight=1.0, smooth=1.0, from_logits=False,
+                 name="ce_dice", reduction="sum_over_batch_size", dtype=None):
+        if ce_weight < 0 or dice_weight < 0 or ce_weight + dice_weight <= 0:
+            raise ValueError(
+                "`ce_weight` and `dice_weight` must be >= 0, not both 0. "
+                f"Received: ce_weight={ce_weight!r}, dice_weight={dice_weight!r}"
+            )
+        super().__init__(name, reduction, dtype, ce_weight=float(ce_weight), dice_weight=float(dice_weight),
+                         smooth=float(smooth), from_logits=bool(from_logits))
+        self.ce_weight, self.dice_weight = float(ce_weight), float(dice_weight)
+        self.smooth, self.from_logits = float(smooth), bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        return categorical_ce_dice_loss(y_true, y_pred, ce_weight=self.ce_weight, dice_weight=self.dice_weight,
+                                        smooth=self.smooth, from_logits=self.from_logits)
 
 
 def _check_ms_ssim_kwargs(kwargs):

@@ -46,6 +46,7 @@ __all__ = [
     "model_stride",
     "check_tile",
     "predict_tiled",
+    "predict_padded",
     "DIHEDRAL",
 ]
 
@@ -608,3 +609,73 @@ def predict_tiled(
 def _transformed_shape(shape, transform):
     k, _ = transform
     return tuple(shape) if k % 2 == 0 else (shape[1], shape[0])
+
+
+def predict_padded(model, image, *, output=None, from_logits=False):
+    """Whole-image prediction of one image of any size and channels, every output channel.
+
+    For same-padding (fully convolutional) models of any input channels and
+    any output channels (a K-class softmax as well as one sigmoid channel):
+    the image is mirror-padded (``np.pad(mode="reflect")``, centred) to a
+    multiple of the model's stride (:func:`model_stride`), run once, and
+    cropped back. :func:`predict_tiled` is the overlap-tile predictor for
+    single-channel images and outputs and for valid-padding models.
+
+    Args:
+        model: a Keras model taking ``(1, H, W, C)`` float inputs ``image / 255``.
+        image: ``uint8`` ``(H, W)`` (grey) or ``(H, W, C)``.
+        output: which output of a multi-output model (name or index);
+            default the main output (``keras_unets.models.main_output_name``).
+        from_logits: the output is logits: apply a softmax over the channels
+            (a sigmoid for one channel).
+
+    Returns:
+        ``float32 (H, W, K)`` probabilities (K = the output's channels).
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise ValueError(
+            "predict_padded expects one uint8 image (H, W) or (H, W, C). "
+            f"Received: dtype={image.dtype}, shape={image.shape}"
+        )
+    if image.ndim == 2:
+        image = image[..., None]
+    if _fixed_input_size(model) is not None:
+        raise ValueError(
+            f"The model has a fixed input size {_fixed_input_size(model)}; use predict_tiled for it."
+        )
+    stride = model_stride(model)
+    h, w = image.shape[:2]
+    ph, pw = -(-h // stride) * stride - h, -(-w // stride) * stride - w
+    pad = ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0))
+    mode = "symmetric" if min(h, w) == 1 else "reflect"
+    x = np.pad(image, pad, mode=mode).astype(np.float32)[None] / 255.0
+    raw = _run(model, x)
+    if isinstance(raw, dict):
+        names = list(raw)
+        key = _main_output_name(model, names) if output is None else (names[output] if isinstance(output, int) else output)
+        if key not in raw:
+            raise ValueError(f"Unknown output {output!r}; the model has outputs {names}.")
+        raw = raw[key]
+    elif isinstance(raw, (list, tuple)):
+        names = list(getattr(model, "output_names", []) or [])
+        if output is None:
+            index = names.index(_main_output_name(model, names)) if names else -1
+        else:
+            index = names.index(output) if isinstance(output, str) else int(output)
+        raw = raw[index]
+    pred = np.asarray(raw, np.float32)
+    if pred.ndim != 4 or pred.shape[1:3] != x.shape[1:3]:
+        raise ValueError(
+            f"The model maps a {x.shape[1]}x{x.shape[2]} input to an output of shape {pred.shape[1:]}; "
+            "predict_padded needs a same-padding model (output the input's size). Use "
+            "predict_tiled for valid-padding models."
+        )
+    pred = pred[0, pad[0][0]:pad[0][0] + h, pad[1][0]:pad[1][0] + w]
+    if from_logits:
+        if pred.shape[-1] == 1:
+            pred = _sigmoid(pred)
+        else:
+            pred = np.exp(pred - pred.max(axis=-1, keepdims=True))
+            pred /= pred.sum(axis=-1, keepdims=True)
+    return pred
