@@ -22,7 +22,7 @@ test: venv
 test-slow: venv
 	$(PY) -m pytest -q -m slow tests
 
-# The report's experiments (keras_unets/reproduce.py). PROFILE=quick|paper|smoke
+# The report's experiments (keras_unets/report/). PROFILE=quick|paper|smoke
 # (default: paper when a GPU is visible, quick otherwise; printed at the start),
 # DATA=folder of the ISBI 2012 files (default: $$ISBI2012_DIR, then
 # ~/.keras/datasets/isbi2012), RESULTS=where results/<profile>/ goes,

@@ -34,10 +34,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from keras_unets.data import get_split  # noqa: E402
 from keras_unets.io import atomic_write_text  # noqa: E402
 from keras_unets.metrics import threshold_sweep, to_uint8  # noqa: E402
 
-TEST_SLICES = (25, 26, 27, 28, 29)
 REPORT_THRESHOLDS = 255  # the report swept t over the 0-255 scale
 
 
@@ -61,17 +61,18 @@ def report_loop_accuracy(pred, label, threshold):
 def load_data():
     """Labels of slices 25-29 and a blurred, noised probability map (uint8)."""
     source = "synthetic blobs (no ISBI2012_DIR)"
+    test = get_split("report").test
     try:
         from keras_unets.data import read_stack, resolve_data_dir
 
         directory = resolve_data_dir()
         tif = directory / "train-labels.tif"
         labels = read_stack(tif if tif.exists() else directory / "png" / "train" / "label")
-        labels = labels[list(TEST_SLICES)]
+        labels = labels[list(test)]
         source = f"ISBI 2012 train-labels slices 25-29 ({directory})"
     except Exception:  # noqa: BLE001 - any failure: fall back to synthetic data
         rng = np.random.default_rng(1)
-        blobs = [cv2.GaussianBlur(rng.random((512, 512)), (0, 0), 4) for _ in TEST_SLICES]
+        blobs = [cv2.GaussianBlur(rng.random((512, 512)), (0, 0), 4) for _ in test]
         labels = np.stack([np.where(b > 0.5, 255, 0) for b in blobs]).astype(np.uint8)
     rng = np.random.default_rng(0)
     prob = np.stack([cv2.GaussianBlur(lab / 255.0, (0, 0), 2.0) for lab in labels])

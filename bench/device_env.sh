@@ -20,7 +20,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 missing=$("$PY" - <<'PY'
 import importlib
 names = ["jax", "numpy", "scipy", "cv2", "tifffile", "click", "matplotlib", "keras",
-         "keras_unets.models", "keras_unets.training", "keras_unets.reproduce"]
+         "keras_unets.models", "keras_unets.training", "keras_unets.report.pipeline"]
 bad = []
 for n in names:
     try:

@@ -247,11 +247,11 @@ def main(argv=None):
                q for q in os.environ.get("PYTHONPATH", "").split(os.pathsep) if q])}
     env.pop("XLA_PYTHON_CLIENT_MEM_FRACTION", None)  # gpu_bench sets its cap itself
     from keras_unets.io import atomic_write_text
-    from keras_unets.reproduce import _code_state
+    from keras_unets.report.provenance import code_state
 
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "deadline_s": args.deadline_s, "profile": profile, "data": data,
-            "commit": _code_state()["git_commit"]}
+            "commit": code_state()["git_commit"]}
     stages = []
     reserve = 10.0  # packing, session.md
     end = start + args.deadline_s - reserve

@@ -17,7 +17,7 @@ def parse_args(description):
     parser.add_argument("--data", default=None,
                         help="ISBI 2012 folder (default: $ISBI2012_DIR, ~/.keras/datasets/isbi2012)")
     args = parser.parse_args()
-    from keras_unets.reproduce import default_profile
+    from keras_unets.report.provenance import default_profile
 
     if args.profile is None:
         args.profile, reason = default_profile()

@@ -14,9 +14,9 @@ from _common import parse_args, run
 def main():
     args = parse_args(__doc__.splitlines()[0])
 
-    from keras_unets import reproduce
+    from keras_unets.report import summary
 
-    path = reproduce.write_summary(args.profile, results=args.results)
+    path = summary.write_summary(args.profile, results=args.results)
     print(path.read_text())
 
 

@@ -22,21 +22,21 @@ from _common import parse_args, run
 def main():
     args = parse_args(__doc__.splitlines()[0])
 
-    from keras_unets import reproduce
+    from keras_unets.report import paper, summary, unet
 
     # Trains the full- and half-resolution arms (reusing finished ones),
     # evaluates Table I, draws Fig. 10 and Fig. 11, writes metrics.json,
     # table.md and provenance.json.
-    metrics = reproduce.run_unet(args.profile, results=args.results, data_dir=args.data,
-                                 command=args.command)
+    metrics = unet.run_unet(args.profile, results=args.results, data_dir=args.data,
+                            command=args.command)
 
     # Table I, side by side with the report.
     for name, row in metrics["table1"].items():
-        report = reproduce.REPORT["unet"]["table1"][name]
+        report = paper.REPORT["unet"]["table1"][name]
         print(f"{name:18s} report {report:.4f}   ours raw {row['raw_accuracy']:.4f}   "
               f"binarised {row['best_accuracy']:.4f} (t={row['best_threshold']})")
 
-    print(reproduce.write_summary(args.profile, results=args.results))
+    print(summary.write_summary(args.profile, results=args.results))
 
 
 if __name__ == "__main__":

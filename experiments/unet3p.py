@@ -18,20 +18,20 @@ from _common import parse_args, run
 def main():
     args = parse_args(__doc__.splitlines()[0])
 
-    from keras_unets import reproduce
+    from keras_unets.report import paper, summary, unet3p
 
     # Trains `unet3p` (reusing a finished run), draws Fig. 13, writes
     # metrics.json, table.md and provenance.json.
-    metrics = reproduce.run_unet3p(args.profile, results=args.results, data_dir=args.data,
-                                   command=args.command)
+    metrics = unet3p.run_unet3p(args.profile, results=args.results, data_dir=args.data,
+                                command=args.command)
 
-    report = reproduce.REPORT["unet3p"]
+    report = paper.REPORT["unet3p"]
     ours = metrics["summary"][0]
     print(f"report: {report['accuracy']:.3f} at epoch {report['best_epoch']} of {report['epochs']}")
     print(f"ours:   {ours['accuracy_as_report']:.4f} at epoch {metrics['best_epoch']} "
           f"of {len(metrics['test_accuracy_per_epoch'] or [])}")
 
-    print(reproduce.write_summary(args.profile, results=args.results))
+    print(summary.write_summary(args.profile, results=args.results))
 
 
 if __name__ == "__main__":

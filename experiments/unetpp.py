@@ -20,24 +20,24 @@ from _common import parse_args, run
 def main():
     args = parse_args(__doc__.splitlines()[0])
 
-    from keras_unets import reproduce
+    from keras_unets.report import paper, summary, unetpp
 
     # Trains `unetpp_ds` and `unetpp` (reusing finished runs), evaluates each
     # head as the pruned sub-network, times it, draws Fig. 12 and the pruning
     # curve, writes metrics.json, table.md and provenance.json.
-    metrics = reproduce.run_unetpp(args.profile, results=args.results, data_dir=args.data,
-                                   command=args.command)
+    metrics = unetpp.run_unetpp(args.profile, results=args.results, data_dir=args.data,
+                                command=args.command)
 
     # Table II and the pruning levels, side by side with the report.
-    heads = reproduce.REPORT["unetpp"]["ds_heads"]
+    heads = paper.REPORT["unetpp"]["ds_heads"]
     for level in metrics["pruning"]:
         print(f"{level['level']} ({level['head']}): report {heads[level['head']]:.3f}   "
               f"ours {level['accuracy']:.4f}   {level['seconds_per_slice'] * 1000:.1f} ms/slice   "
               f"{level['parameters']:,} parameters")
-    print(f"no deep supervision: report {reproduce.REPORT['unetpp']['no_ds']:.3f}   "
+    print(f"no deep supervision: report {paper.REPORT['unetpp']['no_ds']:.3f}   "
           f"ours {metrics['table2']['no_ds']:.4f}")
 
-    print(reproduce.write_summary(args.profile, results=args.results))
+    print(summary.write_summary(args.profile, results=args.results))
 
 
 if __name__ == "__main__":

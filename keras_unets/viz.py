@@ -338,7 +338,7 @@ def block_summary(model, *, key=None):
 
 def block_table(model, *, key=None):
     """:func:`block_summary` as a markdown table with a total row."""
-    from keras_unets.reproduce import markdown_table
+    from keras_unets.report.markdown import markdown_table
 
     rows = block_summary(model, key=key)
     body = [[r["block"], r["layers"], _fmt_shape(r["output_shape"]), r["params"]] for r in rows]
@@ -448,7 +448,7 @@ def metrics_table(results, *, columns=METRICS_COLUMNS, digits=4):
     | --- | --- | --- |
     | a | 0.9123 | 87 |
     """
-    from keras_unets.reproduce import fmt, markdown_table
+    from keras_unets.report.markdown import fmt, markdown_table
 
     if not isinstance(results, dict) or not results:
         raise ValueError("`results` must be a non-empty dict {row name: evaluate() dict}. "

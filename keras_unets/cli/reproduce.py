@@ -1,6 +1,6 @@
 """``keras-unets reproduce``: the report's experiments, tables and figures.
 
-A thin layer over :mod:`keras_unets.reproduce` (imported lazily so that
+A thin layer over :mod:`keras_unets.report` (imported lazily so that
 ``keras-unets --help`` stays fast)::
 
     keras-unets reproduce unet|unetpp|unet3p|all|holdout|summary|figures
@@ -35,8 +35,8 @@ def register(group):
               help="ISBI 2012 folder (default: $ISBI2012_DIR, then ~/.keras/datasets/isbi2012).")
 @click.option("--networks", default=None,
               help="holdout only: comma-separated networks to train (default: all three); "
-                   "the table's other rows are kept (carried over if their run folders "
-                   "are absent).")
+                   "the table also has every other network whose finished run folder "
+                   "is there.")
 @click.option("--seed", default=None, type=click.IntRange(min=0),
               help="Train with this seed instead of the profile's (a seed spread); "
                    "results go to results/seed-N unless --results is given.")
@@ -56,13 +56,13 @@ def reproduce(experiment, profile, results, data_dir, networks, seed, time_limit
     Every run rewrites <results>/<profile>/SUMMARY.md; finished trainings are
     reused and interrupted ones resumed.
     """
-    from keras_unets import reproduce as rep
+    from keras_unets.report import figures, holdout, pipeline, provenance, summary
 
     # the program as invoked (keras-unets, or "python -m keras_unets"), then its quoted arguments
     command = " ".join([os.path.basename(sys.argv[0]), *(shlex.quote(a) for a in sys.argv[1:])])
     if profile is None:
         try:
-            profile, reason = rep.default_profile()
+            profile, reason = provenance.default_profile()
         except ValueError as exc:  # $PROFILE names no profile
             raise click.BadParameter(str(exc), param_hint="PROFILE") from None
     else:
@@ -70,25 +70,25 @@ def reproduce(experiment, profile, results, data_dir, networks, seed, time_limit
     try:
         if experiment == "summary":
             click.echo(f"profile: {profile} ({reason})")
-            root = rep.default_results(seed) if results is None else results
-            click.echo(f"summary: {rep.write_summary(profile, results=root)}")
+            root = summary.default_results(seed) if results is None else results
+            click.echo(f"summary: {summary.write_summary(profile, results=root)}")
             return
         if experiment == "figures":
             click.echo(f"profile: {profile} ({reason})")
-            root = rep.default_results(seed) if results is None else results
+            root = summary.default_results(seed) if results is None else results
             try:
-                rep.redraw_figures(profile, results=root, command=command, log=click.echo)
+                figures.redraw_figures(profile, results=root, command=command, log=click.echo)
             except (FileNotFoundError, ValueError) as exc:
                 raise click.ClickException(str(exc)) from None
             return
         todo = _EXPERIMENTS if experiment == "all" else (experiment,)
         try:  # before the data is resolved: a usage error, not a traceback
-            networks = rep.holdout_networks(todo, networks)
+            networks = holdout.holdout_networks(todo, networks)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--networks") from None
-        rep.reproduce(todo, profile, results=results, data_dir=data_dir, command=command,
-                      log=click.echo, reason=reason, networks=networks, seed=seed,
-                      time_limit_minutes=time_limit)
+        pipeline.reproduce(todo, profile, results=results, data_dir=data_dir, command=command,
+                           log=click.echo, reason=reason, networks=networks, seed=seed,
+                           time_limit_minutes=time_limit)
     except Exception as exc:
         # Missing or malformed data (the data layer's message says where to put
         # the files), or a run folder trained with another seed or time limit:
