@@ -55,8 +55,7 @@ def _finished_arm(run_dir):
         slices = json.loads(
             (Path(arm["run_dir"]) / "config.json").read_text())["train_slices"]
         # a list of ints (older runs: the compact string) -> "0-19"
-        arm["train_slices"] = format_slices(parse_slices(slices) if isinstance(slices, str)
-                                            else slices)
+        arm["train_slices"] = format_slices(parse_slices(slices))
     except (OSError, ValueError, KeyError):
         arm["train_slices"] = None
     return arm
