@@ -10,24 +10,22 @@ Tiny: hand-made 0/255 labels for the dataset tests, a depth-2 UNet 3+ with
 """
 import json
 
+import keras
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
-keras = pytest.importorskip("keras")
-
-from click.testing import CliRunner  # noqa: E402
-
-from keras_unets.augment import (  # noqa: E402
+from keras_unets.augment import (
     CGM_OUTPUT,
     Augmenter,
     SegmentationDataset,
     cgm_targets,
 )
-from keras_unets.callbacks import read_threshold_table  # noqa: E402
-from keras_unets.layers import ClassGuidance  # noqa: E402
-from keras_unets.models import get_model  # noqa: E402
-from keras_unets.profiles import resolve_config  # noqa: E402
-from keras_unets.training import (  # noqa: E402
+from keras_unets.callbacks import read_threshold_table
+from keras_unets.layers import ClassGuidance
+from keras_unets.models import get_model
+from keras_unets.profiles import resolve_config
+from keras_unets.training import (
     _CenterCropTargets,
     _compile,
     evaluate_run,

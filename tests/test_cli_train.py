@@ -8,11 +8,10 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("keras")
-from click.testing import CliRunner  # noqa: E402
+from click.testing import CliRunner
 
-from keras_unets.cli import main  # noqa: E402
-from keras_unets.data import read_stack, write_stack  # noqa: E402
+from keras_unets.cli import main
+from keras_unets.data import read_stack, write_stack
 
 
 def _invoke(*args):

@@ -141,7 +141,6 @@ def small_data(tmp_path, isbi_dir):
 
 def test_tiny_session_end_to_end_on_cpu(tmp_path, small_data):
     """bash bench/gpu_session.sh --tiny: what a device lease would run, on the CPU."""
-    pytest.importorskip("jax")
     out, results = tmp_path / "out", tmp_path / "results"
     no_wheels = tmp_path / "no-wheels"  # this Python has Keras; wheels/ may hold the device's
     no_wheels.mkdir()

@@ -175,7 +175,6 @@ MIN_FIGURES = {"01_unet": 4, "02_unet_plus_plus": 4, "03_unet_3plus": 5}
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_executes_fast(name, isbi_dir, tmp_path, monkeypatch):
     """Top to bottom in the CI setting, in a temporary folder; any cell error fails."""
-    pytest.importorskip("nbclient")
     build = _load_build()
     monkeypatch.setenv("KERAS_UNETS_NB_FAST", "1")
     monkeypatch.setenv("ISBI2012_DIR", str(isbi_dir))

@@ -154,7 +154,6 @@ def test_half_resolution_hand_case_and_label_set():
 
 
 def test_half_arm_costs_a_third_of_each_profile():
-    pytest.importorskip("keras_unets.profiles")
     for profile in ("quick", "paper"):
         settings = rep.profile_settings(profile, "unet")
         got = rep.half_arm_kwargs(settings, (512, 512))
@@ -263,7 +262,8 @@ def test_history_column_choice():
 @pytest.fixture
 def train_calls(monkeypatch):
     """``keras_unets.training.train`` replaced by a recorder: the list of its calls."""
-    training = pytest.importorskip("keras_unets.training")
+    from keras_unets import training
+
     calls = []
 
     class Result:
@@ -372,7 +372,6 @@ def test_train_arm_time_limit_passed_and_a_finished_run_of_another_limit_refused
 def test_time_limit_reaches_every_arm_and_a_third_for_table1_half(tmp_path, isbi_dir,
                                                                    monkeypatch):
     """Each runner passes the override to its arms; Table I's half arm gets a third."""
-    pytest.importorskip("keras_unets.data")
     calls = []
 
     class Stop(Exception):
@@ -500,7 +499,6 @@ def test_seed_spread_hand_values_and_summary_section(tmp_path):
 
 def test_cli_seed_goes_to_results_seed_n_and_a_mismatch_is_an_error(tmp_path, isbi_dir):
     """--seed N without --results uses results/seed-N; a run there of another seed is refused."""
-    pytest.importorskip("keras_unets.data")
     run = tmp_path / "results" / "seed-5" / "smoke" / "holdout" / "runs" / "unet3p"
     _fake_run_config(run, 9)
     env = dict(os.environ, ISBI2012_DIR=str(isbi_dir))
@@ -520,7 +518,6 @@ def test_cli_seed_goes_to_results_seed_n_and_a_mismatch_is_an_error(tmp_path, is
 
 def test_cli_time_limit_mismatch_is_an_error_and_bad_limits_a_usage_error(tmp_path,
                                                                            isbi_dir):
-    pytest.importorskip("keras_unets.data")
     run = tmp_path / "results" / "smoke" / "unet3p" / "runs" / "main"
     _fake_finished_run(run, time_limit_minutes=5.0)
     env = dict(os.environ, ISBI2012_DIR=str(isbi_dir))
@@ -542,7 +539,6 @@ def test_cli_time_limit_mismatch_is_an_error_and_bad_limits_a_usage_error(tmp_pa
 # Command line: missing data
 # ---------------------------------------------------------------------------
 def test_cli_without_data_says_where_to_put_it(tmp_path):
-    pytest.importorskip("keras_unets.data")
     env = dict(os.environ, ISBI2012_DIR=str(tmp_path / "nowhere"), PROFILE="smoke")
     out = subprocess.run(
         [sys.executable, "-c", "from keras_unets.cli import main; main()", "reproduce", "unet",

@@ -10,13 +10,12 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from keras_unets.callbacks import read_threshold_table  # noqa: E402
-from keras_unets.training import _resolve_val, evaluate_run, load_run_model, train  # noqa: E402
+from keras_unets.callbacks import read_threshold_table
+from keras_unets.training import _resolve_val, evaluate_run, load_run_model, train
 
 TINY = {"depth": 2}
 
@@ -143,7 +142,6 @@ def test_mirrored_strategy_two_logical_cpus(tmp_path, isbi_dir):
 
 
 def test_mirrored_needs_tensorflow(tmp_path, isbi_dir):
-    pytest.importorskip("jax")
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     code = f"""
 from keras_unets.training import train
