@@ -137,12 +137,23 @@ def _needs_real_isbi(item):
     return f"needs the real ISBI 2012 files{why}: {_isbi_dir_problem()}"
 
 
+def _lacks_real_isbi(item):
+    return "isbi_dir" in getattr(item, "fixturenames", ()) and _isbi_dir_problem() is not None
+
+
 def pytest_collection_modifyitems(config, items):
-    if _isbi_dir_problem() is None or os.environ.get("CI"):
+    """Without the data, skip the tests that use ``isbi_dir``, saying why (not in CI)."""
+    if os.environ.get("CI"):
         return
     for item in items:
-        if "isbi_dir" in getattr(item, "fixturenames", ()):
+        if _lacks_real_isbi(item):
             item.add_marker(pytest.mark.skip(reason=_needs_real_isbi(item)))
+
+
+def pytest_runtest_setup(item):
+    """In CI, a test that uses ``isbi_dir`` fails without the data, saying why."""
+    if os.environ.get("CI") and _lacks_real_isbi(item):
+        pytest.fail(_needs_real_isbi(item))
 
 
 @pytest.fixture(scope="session")
@@ -150,13 +161,10 @@ def isbi_dir():
     """Path of the local copy of the real ISBI 2012 files (``ISBI2012_DIR``).
 
     Only for tests about those files; mark them ``@pytest.mark.real_isbi(why)``.
-    Without the data such tests are skipped at collection with that reason,
-    and fail in CI.
+    Without the data such tests are skipped with that reason (failed in CI)
+    before they reach this fixture.
     """
     problem = _isbi_dir_problem()
-    if problem is None:
-        return Path(os.environ["ISBI2012_DIR"])
-    msg = f"needs the real ISBI 2012 files: {problem}"
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
+    if problem is not None:  # pragma: no cover - the hooks above stop first
+        pytest.fail(f"needs the real ISBI 2012 files: {problem}")
+    return Path(os.environ["ISBI2012_DIR"])

@@ -126,10 +126,10 @@ def test_session_refuses_unknown_experiments_and_missing_data(tmp_path):
 
 
 @pytest.fixture
-def small_data(tmp_path, isbi_dir):
+def small_data(tmp_path, synthetic_isbi_full_dir):
     from keras_unets.data import load_isbi2012, write_stack
 
-    full = load_isbi2012(isbi_dir)
+    full = load_isbi2012(synthetic_isbi_full_dir)
     cut = slice(192, 320)
     dest = tmp_path / "isbi_small"
     for name, stack in (("train-volume.tif", full.train_images),

@@ -2,8 +2,8 @@
 smoke run of every experiment through to every table and figure file.
 
 The smoke run trains the ``smoke`` profile (tiny models, a few steps) on a
-small copy of the ISBI 2012 data (the 30 labelled slices cropped to 128 x 128
-and written to a temporary folder) so the whole pipeline takes about a minute
+small data folder in the ISBI 2012 layout (30 synthetic labelled slices
+cropped to 128 x 128 and written to a temporary folder) so the whole pipeline takes about a minute
 on 2 CPU cores.
 """
 import contextlib
@@ -369,7 +369,8 @@ def test_train_arm_time_limit_passed_and_a_finished_run_of_another_limit_refused
     assert train_calls[-1][1]["time_limit_minutes"] == 1.5
 
 
-def test_time_limit_reaches_every_arm_and_a_third_for_table1_half(tmp_path, isbi_dir,
+def test_time_limit_reaches_every_arm_and_a_third_for_table1_half(tmp_path,
+                                                                   synthetic_isbi_dir,
                                                                    monkeypatch):
     """Each runner passes the override to its arms; Table I's half arm gets a third."""
     calls = []
@@ -386,13 +387,14 @@ def test_time_limit_reaches_every_arm_and_a_third_for_table1_half(tmp_path, isbi
     monkeypatch.setattr(rep, "train_arm", fake_train_arm)
     for runner in (rep.run_unet, rep.run_unetpp, rep.run_unet3p, rep.run_holdout):
         with pytest.raises(Stop):
-            runner("quick", results=tmp_path, data_dir=isbi_dir, log=lambda m: None,
-                   time_limit_minutes=3.0)
+            runner("quick", results=tmp_path, data_dir=synthetic_isbi_dir,
+                   log=lambda m: None, time_limit_minutes=3.0)
     assert calls == [("full", 3.0, None), ("half", 1.0, 10), ("ds", 3.0, None),
                      ("no_ds", 3.0, None), ("main", 3.0, None), ("unet", 3.0, None)]
     calls.clear()
     with pytest.raises(Stop):  # no override: the profile's 30 min, and 10 for the half arm
-        rep.run_unet("quick", results=tmp_path, data_dir=isbi_dir, log=lambda m: None)
+        rep.run_unet("quick", results=tmp_path, data_dir=synthetic_isbi_dir,
+                     log=lambda m: None)
     assert calls == [("full", None, None), ("half", 10.0, 10)]
 
 
@@ -497,11 +499,12 @@ def test_seed_spread_hand_values_and_summary_section(tmp_path):
     assert rep.seed_spread_section("quick", tmp_path / "seed-1") == []
 
 
-def test_cli_seed_goes_to_results_seed_n_and_a_mismatch_is_an_error(tmp_path, isbi_dir):
+def test_cli_seed_goes_to_results_seed_n_and_a_mismatch_is_an_error(tmp_path,
+                                                                     synthetic_isbi_dir):
     """--seed N without --results uses results/seed-N; a run there of another seed is refused."""
     run = tmp_path / "results" / "seed-5" / "smoke" / "holdout" / "runs" / "unet3p"
     _fake_run_config(run, 9)
-    env = dict(os.environ, ISBI2012_DIR=str(isbi_dir))
+    env = dict(os.environ, ISBI2012_DIR=str(synthetic_isbi_dir))
     cli = [sys.executable, "-c", "from keras_unets.cli import main; main()", "reproduce"]
     out = subprocess.run([*cli, "holdout", "--profile", "smoke", "--networks", "unet3p",
                           "--seed", "5"], capture_output=True, text=True, env=env,
@@ -516,11 +519,11 @@ def test_cli_seed_goes_to_results_seed_n_and_a_mismatch_is_an_error(tmp_path, is
     assert out.returncode == 2 and "Invalid value for '--seed'" in out.stderr
 
 
-def test_cli_time_limit_mismatch_is_an_error_and_bad_limits_a_usage_error(tmp_path,
-                                                                           isbi_dir):
+def test_cli_time_limit_mismatch_is_an_error_and_bad_limits_a_usage_error(
+        tmp_path, synthetic_isbi_dir):
     run = tmp_path / "results" / "smoke" / "unet3p" / "runs" / "main"
     _fake_finished_run(run, time_limit_minutes=5.0)
-    env = dict(os.environ, ISBI2012_DIR=str(isbi_dir))
+    env = dict(os.environ, ISBI2012_DIR=str(synthetic_isbi_dir))
     cli = [sys.executable, "-c", "from keras_unets.cli import main; main()", "reproduce"]
     out = subprocess.run([*cli, "unet3p", "--profile", "smoke", "--time-limit", "0.5"],
                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
@@ -582,11 +585,11 @@ def _file_lock(path):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(isbi_dir, tmp_path_factory):
+def smoke_run(synthetic_isbi_full_dir, tmp_path_factory):
     """``reproduce(all, profile="smoke")`` once per test session, even under xdist.
 
     Returns ``(results/smoke root, log lines, small data folder)``. The data
-    is a 128 x 128 crop of the 30 ISBI 2012 slices (same layout). With
+    is a 128 x 128 crop of 30 synthetic slices in the ISBI 2012 layout. With
     ``pytest -n``, the workers share one run through a lock in the common
     temporary folder instead of each training the five smoke models.
     """
@@ -598,7 +601,7 @@ def smoke_run(isbi_dir, tmp_path_factory):
     with _file_lock(shared / "reproduce-smoke.lock"):
         done = work / "done.json"
         if not done.exists():
-            full = load_isbi2012(isbi_dir)
+            full = load_isbi2012(synthetic_isbi_full_dir)
             lo = (full.train_images.shape[1] - SMOKE_SIZE) // 2
             cut = slice(lo, lo + SMOKE_SIZE)
             small = work / "isbi_small"
@@ -630,7 +633,7 @@ def smoke_results(smoke_run):
 
 @pytest.fixture(scope="module")
 def small_isbi(smoke_run):
-    """The 128 x 128 ISBI 2012 copy the smoke run trained on."""
+    """The 128 x 128 ISBI-layout data folder the smoke run trained on."""
     return smoke_run[2]
 
 
