@@ -4,7 +4,7 @@ Most tests need "some EM-like images and labels", not the ISBI 2012 files:
 they use :func:`synthetic_em_stack` (fixture ``synthetic_stack``) or a small
 data folder in the ISBI 2012 layout (``synthetic_isbi_dir``, 30 slices of
 64 x 64 px; ``synthetic_isbi_full_dir``, 30 slices of 512 x 512 px for code
-that shows fixed 512-px windows).
+and checks that need the ISBI 2012 shape).
 
 Tests about the real files themselves (pixel hashes, the statistics the data
 README gives) use ``isbi_dir``, read from ``ISBI2012_DIR``, and say why with
@@ -43,8 +43,8 @@ def synthetic_em_stack(n, height, width=None, *, seed=0, cell_px=11, membrane_px
     ``cell_px`` px across) whose borders are ``membrane_px`` px wide
     membranes. Labels: 255 = cell interior, 0 = membrane (ISBI polarity);
     about a fifth of the pixels are membrane, as in the real labels. Images:
-    bright textured cells, dark membranes, a little blur and noise, so a
-    threshold on the image roughly recovers the labels.
+    cells of random brightness, dark membranes, a little blur and noise, so
+    a threshold on the image roughly recovers the labels.
     """
     width = height if width is None else width
     rng = np.random.default_rng(seed)
@@ -68,7 +68,7 @@ def synthetic_em_stack(n, height, width=None, *, seed=0, cell_px=11, membrane_px
     return images, labels
 
 
-def write_isbi_layout(root, train_images, train_labels, test_images, *, png=False):
+def _write_isbi_layout(root, train_images, train_labels, test_images, *, png=False):
     """Write the three volumes in the ISBI 2012 layout (TIFFs, and png/ folders)."""
     from keras_unets.data import PNG_DIRS, VOLUME_FILES, write_stack
 
@@ -84,7 +84,7 @@ def write_isbi_layout(root, train_images, train_labels, test_images, *, png=Fals
 def _synthetic_isbi(root, size, seed, *, png=False, **cells):
     images, labels = synthetic_em_stack(30, size, seed=seed, **cells)
     test, _ = synthetic_em_stack(30, size, seed=seed + 1, **cells)
-    return write_isbi_layout(root, images, labels, test, png=png)
+    return _write_isbi_layout(root, images, labels, test, png=png)
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +105,7 @@ def synthetic_isbi_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def synthetic_isbi_full_dir(tmp_path_factory):
-    """The same with 512 x 512 px slices, the ISBI 2012 shape (30, 512, 512).
+    """The same with 512 x 512 px slices (TIFFs only): the ISBI 2012 shape.
 
     Cells about 64 px across with 7 px membranes: V_rand of a blurred copy and
     the membrane share (20 %) close to those of the real slices.
@@ -138,6 +138,7 @@ def _needs_real_isbi(item):
 
 
 def _lacks_real_isbi(item):
+    """The test uses ``isbi_dir`` and ``ISBI2012_DIR`` names no folder."""
     return "isbi_dir" in getattr(item, "fixturenames", ()) and _isbi_dir_problem() is not None
 
 
