@@ -9,13 +9,12 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
+from keras import layers
 
-keras = pytest.importorskip("keras")
-from keras import layers  # noqa: E402
-
-from keras_unets.callbacks import (  # noqa: E402
+from keras_unets.callbacks import (
     AtomicCheckpoint,
     CosineTimeDecay,
     ThresholdSweep,
@@ -24,7 +23,7 @@ from keras_unets.callbacks import (  # noqa: E402
     load_state,
     read_threshold_table,
 )
-from keras_unets.metrics import threshold_sweep, to_uint8  # noqa: E402
+from keras_unets.metrics import threshold_sweep, to_uint8
 
 
 def _identity_model(name="output"):
@@ -194,7 +193,6 @@ def test_bad_validation_data():
 
 
 def test_jax_backend_subprocess(tmp_path):
-    pytest.importorskip("jax")
     code = textwrap.dedent("""
         import numpy as np, keras
         from keras import layers

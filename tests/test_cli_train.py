@@ -8,11 +8,10 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("keras")
-from click.testing import CliRunner  # noqa: E402
+from click.testing import CliRunner
 
-from keras_unets.cli import main  # noqa: E402
-from keras_unets.data import read_stack, write_stack  # noqa: E402
+from keras_unets.cli import main
+from keras_unets.data import read_stack, write_stack
 
 
 def _invoke(*args):
@@ -42,9 +41,9 @@ def test_train_unknown_model_lists_names():
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, isbi_dir):
+def smoke_run(tmp_path_factory, synthetic_isbi_dir):
     run = tmp_path_factory.mktemp("cli") / "run"
-    res = _invoke("train", "unet", "--profile", "smoke", "--data", isbi_dir, "--out", run,
+    res = _invoke("train", "unet", "--profile", "smoke", "--data", synthetic_isbi_dir, "--out", run,
                   "--epochs", 1, "--val-slices", "24", "--set", "depth=2",
                   "--ema", 0.9, "--verbose", "0")
     assert res.exit_code == 0, res.output
@@ -57,16 +56,16 @@ def smoke_run(tmp_path_factory, isbi_dir):
     return run
 
 
-def test_train_bad_ema_momentum(isbi_dir, tmp_path):
-    res = _invoke("train", "unet", "--profile", "smoke", "--data", isbi_dir,
+def test_train_bad_ema_momentum(synthetic_isbi_dir, tmp_path):
+    res = _invoke("train", "unet", "--profile", "smoke", "--data", synthetic_isbi_dir,
                   "--out", tmp_path / "r", "--ema", 1.0, "--set", "depth=2")
     assert res.exit_code != 0
     assert "ema_momentum must be None (off) or a number in (0, 1)" in res.output
     assert "Received: ema_momentum=1.0" in res.output
 
 
-def test_train_resume_with_out(smoke_run, isbi_dir):
-    res = _invoke("train", "unet", "--data", isbi_dir, "--out", smoke_run, "--resume",
+def test_train_resume_with_out(smoke_run, synthetic_isbi_dir):
+    res = _invoke("train", "unet", "--data", synthetic_isbi_dir, "--out", smoke_run, "--resume",
                   "--epochs", 2, "--verbose", "0")
     assert res.exit_code == 0, res.output
     summary = _json_tail(res.output)
@@ -75,10 +74,10 @@ def test_train_resume_with_out(smoke_run, isbi_dir):
     assert res.exit_code != 0 and "--out" in res.output
 
 
-def test_predict_tiff_and_png(smoke_run, isbi_dir, tmp_path):
+def test_predict_tiff_and_png(smoke_run, synthetic_isbi_dir, tmp_path):
     # TIFF in -> TIFF out; the maps are what evaluate reads
     src = tmp_path / "in.tif"
-    vol = read_stack(isbi_dir / "train-volume.tif")[24:26]
+    vol = read_stack(synthetic_isbi_dir / "train-volume.tif")[24:26]
     write_stack(src, vol)
     out = tmp_path / "pred"
     res = _invoke("predict", smoke_run / "best.keras", src, "--out", out, "--threshold", 100)
@@ -88,13 +87,13 @@ def test_predict_tiff_and_png(smoke_run, isbi_dir, tmp_path):
     assert prob.shape == vol.shape and prob.dtype == np.uint8
     np.testing.assert_array_equal(mask, np.where(prob > 100, 255, 0))
     res = _invoke("evaluate", out / "probabilities.tif", "--labels",
-                  isbi_dir / "train-labels.tif", "--slices", "24-25")
+                  synthetic_isbi_dir / "train-labels.tif", "--slices", "24-25")
     assert res.exit_code == 0, res.output
 
     # PNG folder in -> PNG folders out, with the input's slice names
     folder = tmp_path / "pngs"
-    write_stack(folder / "7.png", vol[0, :96, :80])
-    write_stack(folder / "9.png", vol[1, :96, :80])
+    write_stack(folder / "7.png", vol[0, :64, :56])
+    write_stack(folder / "9.png", vol[1, :64, :56])
     res = _invoke("predict", smoke_run / "best.keras", folder, "--out", tmp_path / "p2",
                   "--tile", 48, "--tta")
     assert res.exit_code == 0, res.output

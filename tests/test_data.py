@@ -57,6 +57,7 @@ def _make_tiff_dir(root, images, labels, test):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.real_isbi("checks their pixel hashes and membrane fraction")
 def test_load_real_tiff_data_matches_published_pixel_hashes(isbi_dir):
     data = load_isbi2012(isbi_dir, expected_shape=D.ISBI2012_SHAPE)
     assert data.source == f"{isbi_dir} [tiff]"
@@ -72,34 +73,42 @@ def test_load_real_tiff_data_matches_published_pixel_hashes(isbi_dir):
     assert membrane == pytest.approx(0.2196, abs=5e-5)
 
 
-def test_png_layout_gives_the_same_arrays_in_numeric_order(isbi_dir, tmp_path):
+# ---------------------------------------------------------------------------
+# an ISBI-layout folder (synthetic slices)
+# ---------------------------------------------------------------------------
+
+
+def test_png_layout_gives_the_same_arrays_in_numeric_order(synthetic_isbi_dir, tmp_path):
     # A directory with only the PNG folders (symlinked, not copied).
-    (tmp_path / "png").symlink_to(isbi_dir / "png", target_is_directory=True)
+    (tmp_path / "png").symlink_to(synthetic_isbi_dir / "png", target_is_directory=True)
     assert D.detect_layout(tmp_path) == "png"
     png = load_isbi2012(tmp_path)
     assert png.source == f"{tmp_path} [png]"
-    tiff = load_isbi2012(isbi_dir)
+    tiff = load_isbi2012(synthetic_isbi_dir)
+    assert tiff.source == f"{synthetic_isbi_dir} [tiff]"
     for key in ("train_images", "train_labels", "test_images"):
         np.testing.assert_array_equal(getattr(png, key), getattr(tiff, key))
     # Slice 10 must be the file 10.png (lexical order would put it at index 2).
-    ten = cv2.imread(str(isbi_dir / "png/train/image/10.png"), cv2.IMREAD_UNCHANGED)
+    ten = cv2.imread(str(synthetic_isbi_dir / "png/train/image/10.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(png.train_images[10], ten)
+    assert not np.array_equal(png.train_images[2], ten)
 
 
-def test_load_split_report_takes_slices_25_to_29_as_test(isbi_dir):
-    data = load_isbi2012(isbi_dir)
-    split = load_split(isbi_dir)
+def test_load_split_report_takes_slices_25_to_29_as_test(synthetic_isbi_dir):
+    data = load_isbi2012(synthetic_isbi_dir)
+    _, h, w = data.train_images.shape
+    split = load_split(synthetic_isbi_dir)
     assert split.split == get_split("report")
-    assert split.x_train.shape == split.y_train.shape == (25, 512, 512)
-    assert split.x_test.shape == split.y_test.shape == (5, 512, 512)
+    assert split.x_train.shape == split.y_train.shape == (25, h, w)
+    assert split.x_test.shape == split.y_test.shape == (5, h, w)
     np.testing.assert_array_equal(split.x_test, data.train_images[25:30])
     np.testing.assert_array_equal(split.y_test, data.train_labels[25:30])
     np.testing.assert_array_equal(split.x_train, data.train_images[:25])
 
 
-def test_load_split_kfold_on_real_data(isbi_dir):
-    data = load_isbi2012(isbi_dir)
-    split = load_split(isbi_dir, "kfold", n_folds=5, fold=2)
+def test_load_split_kfold_of_the_30_slices(synthetic_isbi_dir):
+    data = load_isbi2012(synthetic_isbi_dir)
+    split = load_split(synthetic_isbi_dir, "kfold", n_folds=5, fold=2)
     assert split.split.test == (12, 13, 14, 15, 16, 17)
     np.testing.assert_array_equal(split.y_test, data.train_labels[12:18])
     assert split.x_train.shape[0] == 24

@@ -126,10 +126,10 @@ def test_session_refuses_unknown_experiments_and_missing_data(tmp_path):
 
 
 @pytest.fixture
-def small_data(tmp_path, isbi_dir):
+def small_data(tmp_path, synthetic_isbi_full_dir):
     from keras_unets.data import load_isbi2012, write_stack
 
-    full = load_isbi2012(isbi_dir)
+    full = load_isbi2012(synthetic_isbi_full_dir)
     cut = slice(192, 320)
     dest = tmp_path / "isbi_small"
     for name, stack in (("train-volume.tif", full.train_images),
@@ -141,7 +141,6 @@ def small_data(tmp_path, isbi_dir):
 
 def test_tiny_session_end_to_end_on_cpu(tmp_path, small_data):
     """bash bench/gpu_session.sh --tiny: what a device lease would run, on the CPU."""
-    pytest.importorskip("jax")
     out, results = tmp_path / "out", tmp_path / "results"
     no_wheels = tmp_path / "no-wheels"  # this Python has Keras; wheels/ may hold the device's
     no_wheels.mkdir()

@@ -1,11 +1,10 @@
 """keras_unets.layers: BilinearUpSampling2D against Keras' own bilinear up-sampling."""
 import numpy as np
+import keras
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from keras_unets.layers import BilinearUpSampling2D  # noqa: E402
-from keras_unets.models import get_model  # noqa: E402
+from keras_unets.layers import BilinearUpSampling2D
+from keras_unets.models import get_model
 
 
 @pytest.mark.parametrize("size", [(2, 2), (4, 4), (8, 8), (16, 16), (2, 3), (1, 4)])

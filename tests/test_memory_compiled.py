@@ -117,7 +117,6 @@ print("JSON " + json.dumps(out))
 
 @pytest.fixture(scope="module")
 def jax_result():
-    pytest.importorskip("jax")
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=_env(), cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -196,7 +195,6 @@ def test_bench_memory_configs():
 
 
 def test_bench_memory_tiny_run(tmp_path):
-    pytest.importorskip("jax")
     out = tmp_path / "memory.md"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "bench_memory.py"), "--models",

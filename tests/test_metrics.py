@@ -260,6 +260,7 @@ def test_evaluate_dice_skips_empty_slices():
     assert math.isnan(result["dice_per_image"][1])
 
 
+@pytest.mark.real_isbi("checks the shape and membrane share of slices 25-29")
 def test_isbi_slices_report_baselines(isbi_dir):
     """On the report's test slices 25-29: label as prediction, and all-cell."""
     from keras_unets.data import read_stack

@@ -17,8 +17,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytest.importorskip("jax")
-
 SCRIPT = textwrap.dedent("""
     import json, os, sys, tempfile
     import numpy as np

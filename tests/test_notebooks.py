@@ -173,12 +173,15 @@ MIN_FIGURES = {"01_unet": 4, "02_unet_plus_plus": 4, "03_unet_3plus": 5}
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_executes_fast(name, isbi_dir, tmp_path, monkeypatch):
-    """Top to bottom in the CI setting, in a temporary folder; any cell error fails."""
-    pytest.importorskip("nbclient")
+def test_notebook_executes_fast(name, synthetic_isbi_full_dir, tmp_path, monkeypatch):
+    """Top to bottom in the CI setting, in a temporary folder; any cell error fails.
+
+    The data: synthetic slices in the ISBI 2012 layout and shape (the
+    notebooks show fixed windows of the 512 x 512 slices).
+    """
     build = _load_build()
     monkeypatch.setenv("KERAS_UNETS_NB_FAST", "1")
-    monkeypatch.setenv("ISBI2012_DIR", str(isbi_dir))
+    monkeypatch.setenv("ISBI2012_DIR", str(synthetic_isbi_full_dir))
     monkeypatch.delenv("KERAS_UNETS_NB_RUNS", raising=False)
     nb = build.build_notebook(ROOT / "notebooks" / f"{name}.py")
     executed = build.execute_notebook(nb, cwd=tmp_path, timeout=600)

@@ -5,14 +5,13 @@ mirror extrapolation). Independent references used here: scipy.ndimage
 filters with mode="mirror" (= np.pad "reflect") and a whole-image forward
 pass of the same valid-padding network.
 """
+import keras
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
+from keras import layers
 
-keras = pytest.importorskip("keras")
-from keras import layers  # noqa: E402
-
-from keras_unets.predict import (  # noqa: E402
+from keras_unets.predict import (
     DIHEDRAL,
     check_tile,
     model_stride,

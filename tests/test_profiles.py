@@ -56,7 +56,6 @@ def test_paper_unet3p_is_the_paper_network_factorized(model):
     # order, the same parameters (Huang et al. 2020: 26,983,681 with BN
     # statistics for the plain model), each deeper skip a factorized
     # up-sample-then-conv
-    pytest.importorskip("keras")
     from keras_unets.layers import UpsampleConv2D
     from keras_unets.models import get_model
 
@@ -121,7 +120,6 @@ def test_model_family():
 
 
 def test_paper_unet_is_the_reports_keras_unet():
-    pytest.importorskip("keras")
     from keras_unets.models import get_model
 
     kwargs = get_profile("paper", "unet")["model_kwargs"]
@@ -131,7 +129,6 @@ def test_paper_unet_is_the_reports_keras_unet():
 
 @pytest.mark.parametrize("model", ["unet", "unetpp_ds", "unet3p"])
 def test_smoke_and_quick_kwargs_build(model):
-    pytest.importorskip("keras")
     from keras_unets.models import get_model
 
     for profile in ("smoke", "quick"):

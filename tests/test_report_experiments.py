@@ -29,7 +29,6 @@ def test_half_resolution_hand_case_and_label_set():
 
 
 def test_half_arm_costs_a_third_of_each_profile():
-    pytest.importorskip("keras_unets.profiles")
     for profile in ("quick", "paper"):
         settings = profile_settings(profile, "unet")
         got = half_arm_kwargs(settings, (512, 512))
@@ -47,10 +46,9 @@ def test_half_arm_costs_a_third_of_each_profile():
         "epochs": 1, "crop": 50}
 
 
-def test_time_limit_reaches_every_arm_and_a_third_for_table1_half(tmp_path, isbi_dir,
+def test_time_limit_reaches_every_arm_and_a_third_for_table1_half(tmp_path, synthetic_isbi_dir,
                                                                   monkeypatch):
     """Each runner passes the override to its arms; Table I's half arm gets a third."""
-    pytest.importorskip("keras_unets.data")
     calls = []
 
     class Stop(Exception):
@@ -66,11 +64,11 @@ def test_time_limit_reaches_every_arm_and_a_third_for_table1_half(tmp_path, isbi
         monkeypatch.setattr(runner_module, "train_arm", fake_train_arm)
     for runner in (run_unet, run_unetpp, run_unet3p, run_holdout):
         with pytest.raises(Stop):
-            runner("quick", results=tmp_path, data_dir=isbi_dir, log=lambda m: None,
+            runner("quick", results=tmp_path, data_dir=synthetic_isbi_dir, log=lambda m: None,
                    time_limit_minutes=3.0)
     assert calls == [("full", 3.0, None), ("half", 1.0, 10), ("ds", 3.0, None),
                      ("no_ds", 3.0, None), ("main", 3.0, None), ("unet", 3.0, None)]
     calls.clear()
     with pytest.raises(Stop):  # no override: the profile's 30 min, and 10 for the half arm
-        run_unet("quick", results=tmp_path, data_dir=isbi_dir, log=lambda m: None)
+        run_unet("quick", results=tmp_path, data_dir=synthetic_isbi_dir, log=lambda m: None)
     assert calls == [("full", None, None), ("half", 10.0, 10)]

@@ -32,7 +32,6 @@ def test_seed_results_root_and_bad_seeds(tmp_path):
 
 
 def test_cli_without_data_says_where_to_put_it(tmp_path):
-    pytest.importorskip("keras_unets.data")
     env = dict(os.environ, ISBI2012_DIR=str(tmp_path / "nowhere"), PROFILE="smoke")
     out = subprocess.run(
         [sys.executable, "-c", "from keras_unets.cli import main; main()", "reproduce", "unet",

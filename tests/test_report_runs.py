@@ -16,7 +16,8 @@ from report_fakes import fake_finished_run, fake_run_config
 @pytest.fixture
 def train_calls(monkeypatch):
     """``keras_unets.training.train`` replaced by a recorder: the list of its calls."""
-    training = pytest.importorskip("keras_unets.training")
+    from keras_unets import training
+
     calls = []
 
     class Result:
@@ -108,12 +109,11 @@ def test_train_arm_time_limit_passed_and_a_finished_run_of_another_limit_refused
     assert train_calls[-1][1]["time_limit_minutes"] == 1.5
 
 
-def test_cli_seed_goes_to_results_seed_n_and_a_mismatch_is_an_error(tmp_path, isbi_dir):
+def test_cli_seed_goes_to_results_seed_n_and_a_mismatch_is_an_error(tmp_path, synthetic_isbi_dir):
     """--seed N without --results uses results/seed-N; a run there of another seed is refused."""
-    pytest.importorskip("keras_unets.data")
     run = tmp_path / "results" / "seed-5" / "smoke" / "holdout" / "runs" / "unet3p"
     fake_run_config(run, 9)
-    env = dict(os.environ, ISBI2012_DIR=str(isbi_dir))
+    env = dict(os.environ, ISBI2012_DIR=str(synthetic_isbi_dir))
     cli = [sys.executable, "-c", "from keras_unets.cli import main; main()", "reproduce"]
     out = subprocess.run([*cli, "holdout", "--profile", "smoke", "--networks", "unet3p",
                           "--seed", "5"], capture_output=True, text=True, env=env,
@@ -129,11 +129,10 @@ def test_cli_seed_goes_to_results_seed_n_and_a_mismatch_is_an_error(tmp_path, is
 
 
 def test_cli_time_limit_mismatch_is_an_error_and_bad_limits_a_usage_error(tmp_path,
-                                                                          isbi_dir):
-    pytest.importorskip("keras_unets.data")
+                                                                          synthetic_isbi_dir):
     run = tmp_path / "results" / "smoke" / "unet3p" / "runs" / "main"
     fake_finished_run(run, time_limit_minutes=5.0)
-    env = dict(os.environ, ISBI2012_DIR=str(isbi_dir))
+    env = dict(os.environ, ISBI2012_DIR=str(synthetic_isbi_dir))
     cli = [sys.executable, "-c", "from keras_unets.cli import main; main()", "reproduce"]
     out = subprocess.run([*cli, "unet3p", "--profile", "smoke", "--time-limit", "0.5"],
                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)

@@ -58,11 +58,11 @@ def _file_lock(path):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(isbi_dir, tmp_path_factory):
+def smoke_run(synthetic_isbi_full_dir, tmp_path_factory):
     """``reproduce(all, profile="smoke")`` once per test run, even under xdist.
 
     Returns ``(results/smoke root, log lines, small data folder)``. The data
-    is a 128 x 128 crop of the 30 ISBI 2012 slices (same layout). With
+    is a 128 x 128 crop of 30 synthetic slices in the ISBI 2012 layout. With
     ``pytest -n``, the workers share one run through a lock in the common
     temporary folder instead of each training the five smoke models.
     """
@@ -74,7 +74,7 @@ def smoke_run(isbi_dir, tmp_path_factory):
     with _file_lock(shared / "reproduce-smoke.lock"):
         done = work / "done.json"
         if not done.exists():
-            full = load_isbi2012(isbi_dir)
+            full = load_isbi2012(synthetic_isbi_full_dir)
             lo = (full.train_images.shape[1] - SMOKE_SIZE) // 2
             cut = slice(lo, lo + SMOKE_SIZE)
             small = work / "isbi_small"
@@ -106,7 +106,7 @@ def smoke_results(smoke_run):
 
 @pytest.fixture(scope="module")
 def small_isbi(smoke_run):
-    """The 128 x 128 ISBI 2012 copy the smoke run trained on."""
+    """The 128 x 128 ISBI-layout data folder the smoke run trained on."""
     return smoke_run[2]
 
 

@@ -10,13 +10,12 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from keras_unets.callbacks import read_threshold_table  # noqa: E402
-from keras_unets.training import _resolve_val, evaluate_run, load_run_model, train  # noqa: E402
+from keras_unets.callbacks import read_threshold_table
+from keras_unets.training import _resolve_val, evaluate_run, load_run_model, train
 
 TINY = {"depth": 2}
 
@@ -44,9 +43,9 @@ def test_bad_model_names():
         train("unet", profile="fast")
 
 
-def test_train_resume_and_evaluate(tmp_path, isbi_dir):
+def test_train_resume_and_evaluate(tmp_path, synthetic_isbi_dir):
     run = tmp_path / "run"
-    r1 = train("unet", profile="smoke", data_dir=isbi_dir, out=run, epochs=1,
+    r1 = train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=run, epochs=1,
                val_slices="20-21", model_kwargs=TINY, verbose=0,
                command_line=["keras-unets", "train", "unet"])
     names = {p.name for p in run.iterdir()}
@@ -83,8 +82,8 @@ def test_train_resume_and_evaluate(tmp_path, isbi_dir):
         fh.write("1,output,7,0.5," + ",".join(["0.5"] * 256) + "\n")
 
     with pytest.raises(ValueError, match="Cannot change 'batch_size'"):
-        train("unet", resume=run, data_dir=isbi_dir, batch_size=3, verbose=0)
-    r2 = train("unet", resume=run, data_dir=isbi_dir, epochs=2, verbose=0)
+        train("unet", resume=run, data_dir=synthetic_isbi_dir, batch_size=3, verbose=0)
+    r2 = train("unet", resume=run, data_dir=synthetic_isbi_dir, epochs=2, verbose=0)
     assert r2.epochs_run == 1 and r2.last_epoch == 2
     assert _history_epochs(run) == [0, 1]
     rows = read_threshold_table(run / "thresholds.csv")
@@ -99,18 +98,18 @@ def test_train_resume_and_evaluate(tmp_path, isbi_dir):
 
     # evaluate_run re-predicts the validation slices with best.keras: at the
     # run's best threshold it must reproduce the callback's number exactly.
-    res = evaluate_run(run, data_dir=isbi_dir)
+    res = evaluate_run(run, data_dir=synthetic_isbi_dir)
     best = [r for r in rows if r["epoch"] == r2.best_epoch - 1][0]
     assert res["threshold"] == r2.best_threshold
     assert res["pixel_accuracy"] == pytest.approx(best["best_accuracy"], abs=1e-6)
     assert res["slices"] == "20-21" and res["probabilities"].dtype == np.uint8
 
     with pytest.raises(FileExistsError, match="resume"):
-        train("unet", profile="smoke", data_dir=isbi_dir, out=run, verbose=0)
+        train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=run, verbose=0)
 
 
-def test_time_limit_recorded(tmp_path, isbi_dir):
-    r = train("unet", profile="smoke", data_dir=isbi_dir, out=tmp_path / "r",
+def test_time_limit_recorded(tmp_path, synthetic_isbi_dir):
+    r = train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=tmp_path / "r",
               epochs=3, val_slices="24", model_kwargs=TINY, verbose=0,
               time_limit_minutes=1e-6)
     assert r.stopped_by_time_limit and r.last_epoch == 1
@@ -126,7 +125,7 @@ def _run_subprocess(code, tmp_path, timeout=240):
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_two_logical_cpus(tmp_path, isbi_dir):
+def test_mirrored_strategy_two_logical_cpus(tmp_path, synthetic_isbi_dir):
     stdout = _run_subprocess(f"""
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
@@ -134,7 +133,7 @@ def test_mirrored_strategy_two_logical_cpus(tmp_path, isbi_dir):
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import json
         from keras_unets.training import train
-        r = train("unet", profile="smoke", data_dir={str(isbi_dir)!r}, out="run",
+        r = train("unet", profile="smoke", data_dir={str(synthetic_isbi_dir)!r}, out="run",
                   epochs=1, val_slices="24", model_kwargs={{"depth": 2}},
                   strategy="mirrored", verbose=0)
         cfg = json.load(open("run/config.json"))
@@ -143,13 +142,12 @@ def test_mirrored_strategy_two_logical_cpus(tmp_path, isbi_dir):
     assert "REPLICAS 2 1" in stdout
 
 
-def test_mirrored_needs_tensorflow(tmp_path, isbi_dir):
-    pytest.importorskip("jax")
+def test_mirrored_needs_tensorflow(tmp_path, synthetic_isbi_dir):
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     code = f"""
 from keras_unets.training import train
 try:
-    train("unet", profile="smoke", data_dir={str(isbi_dir)!r}, out="run",
+    train("unet", profile="smoke", data_dir={str(synthetic_isbi_dir)!r}, out="run",
           strategy="mirrored", verbose=0)
 except ValueError as e:
     print("ERR", e)
@@ -159,8 +157,8 @@ except ValueError as e:
     assert "needs the TensorFlow backend" in out.stdout, out.stderr[-2000:]
 
 
-def test_mixed_precision_float32_outputs(tmp_path, isbi_dir):
-    r = train("unet", profile="smoke", data_dir=isbi_dir, out=tmp_path / "mp",
+def test_mixed_precision_float32_outputs(tmp_path, synthetic_isbi_dir):
+    r = train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=tmp_path / "mp",
               epochs=1, val_slices="24", model_kwargs=TINY, verbose=0,
               mixed_precision=True)
     assert keras.config.dtype_policy().name == "float32", "global policy restored"
@@ -170,9 +168,9 @@ def test_mixed_precision_float32_outputs(tmp_path, isbi_dir):
     assert 0.0 < r.best_accuracy <= 1.0
 
 
-def test_ema_momentum_sweeps_and_checkpoints_the_average(tmp_path, isbi_dir):
+def test_ema_momentum_sweeps_and_checkpoints_the_average(tmp_path, synthetic_isbi_dir):
     run = tmp_path / "ema"
-    train("unet", profile="smoke", data_dir=isbi_dir, out=run, epochs=1,
+    train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=run, epochs=1,
           val_slices="24", model_kwargs=TINY, overrides={"ema_momentum": 0.5}, verbose=0)
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["config"]["ema_momentum"] == 0.5
@@ -185,27 +183,28 @@ def test_ema_momentum_sweeps_and_checkpoints_the_average(tmp_path, isbi_dir):
                                       keras.ops.convert_to_numpy(avg))
     # the sweep scored those weights: evaluate_run re-predicts best.keras
     rows = read_threshold_table(run / "thresholds.csv")
-    res = evaluate_run(run, data_dir=isbi_dir)
+    res = evaluate_run(run, data_dir=synthetic_isbi_dir)
     assert res["pixel_accuracy"] == pytest.approx(rows[0]["best_accuracy"], abs=1e-6)
-    r2 = train("unet", resume=run, data_dir=isbi_dir, epochs=2, verbose=0)
+    r2 = train("unet", resume=run, data_dir=synthetic_isbi_dir, epochs=2, verbose=0)
     assert r2.last_epoch == 2
 
     with pytest.raises(ValueError, match=r"ema_momentum must be None \(off\) or a number "
                                          r"in \(0, 1\).*Received: ema_momentum=1.5"):
-        train("unet", profile="smoke", data_dir=isbi_dir, out=tmp_path / "bad", epochs=1,
+        train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=tmp_path / "bad", epochs=1,
               val_slices="24", model_kwargs=TINY, overrides={"ema_momentum": 1.5}, verbose=0)
     assert not (tmp_path / "bad").exists()
 
 
-def test_lr_warmup_fraction_ramps_into_the_cosine(tmp_path, isbi_dir):
+def test_lr_warmup_fraction_ramps_into_the_cosine(tmp_path, synthetic_isbi_dir):
     from keras_unets.callbacks import cosine_time_lr
     from keras_unets.training import _make_optimizer, read_history
 
     # cosine_time: 2 epochs x 2 steps, a quarter of them warm-up; the logged
     # rate is the last batch's (steps 1 and 3 of 4)
     run = tmp_path / "warm"
-    train("unet", profile="smoke", data_dir=isbi_dir, out=run, val_slices="24", model_kwargs=TINY,
-          overrides={"lr_schedule": "cosine_time", "lr_warmup_fraction": 0.25}, verbose=0)
+    train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=run, val_slices="24",
+          model_kwargs=TINY, verbose=0,
+          overrides={"lr_schedule": "cosine_time", "lr_warmup_fraction": 0.25})
     assert json.loads((run / "config.json").read_text())["config"]["lr_warmup_fraction"] == 0.25
     lrs = read_history(run / "history.csv")["lr"]
     assert lrs == pytest.approx([cosine_time_lr(1e-3, 0.25, 0.0, 0.25),
@@ -227,6 +226,6 @@ def test_lr_warmup_fraction_ramps_into_the_cosine(tmp_path, isbi_dir):
              r"lr_warmup_fraction=0\.1 needs lr_schedule 'cosine' or 'cosine_time'.*"
              r"Received: lr_schedule=None")):
         with pytest.raises(ValueError, match=match):
-            train("unet", profile="smoke", data_dir=isbi_dir, out=tmp_path / "bad", epochs=1,
-                  val_slices="24", model_kwargs=TINY, overrides=overrides, verbose=0)
+            train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=tmp_path / "bad",
+                  epochs=1, val_slices="24", model_kwargs=TINY, overrides=overrides, verbose=0)
         assert not (tmp_path / "bad").exists()

@@ -87,14 +87,12 @@ def brute_force(lab, w0=10.0, sigma=5.0):
     return 1.0 + term
 
 
-def test_windowed_distances_match_brute_force(isbi_dir):
-    import tifffile
-
+def test_windowed_distances_match_brute_force(synthetic_stack):
     rng = np.random.default_rng(0)
     blobs = ndimage.gaussian_filter(rng.random((80, 90)), 2.5)
     random_lab = np.where(blobs > np.quantile(blobs, 0.55), 255, 0).astype(np.uint8)
-    isbi_lab = tifffile.imread(isbi_dir / "train-labels.tif")[7, 100:196, 200:296]
-    for lab in (random_lab, isbi_lab):
+    em_lab = synthetic_stack(1, 96, seed=7, cell_px=32, membrane_px=4)[1][0]  # EM-like cells
+    for lab in (random_lab, em_lab):
         ref = brute_force(lab)
         exact = unet_weight_map(lab, class_weights=None, tol=0)
         fast = unet_weight_map(lab, class_weights=None)  # tol = 1e-3
@@ -104,6 +102,7 @@ def test_windowed_distances_match_brute_force(isbi_dir):
     assert border_margin(10, 5, 1e-3) == pytest.approx(5 * np.sqrt(2 * np.log(1e4)))
 
 
+@pytest.mark.real_isbi("checks the membrane share the data README gives")
 def test_thirty_isbi_slices_timing(isbi_dir):
     import tifffile
 
