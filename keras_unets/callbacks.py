@@ -420,8 +420,9 @@ class CosineTimeDecay(keras.callbacks.Callback):
     from ``f = max(elapsed / seconds, step / total_steps)`` with
     :func:`cosine_time_lr`, so the decay reaches its floor when the time limit
     (:class:`TimeLimit`, same ``minutes``) or the planned steps end, whichever
-    comes first. ``elapsed_before`` / ``initial_step`` carry a resumed run's
-    spent budget. The rate in effect is logged as ``lr`` at each epoch end.
+    comes first. ``initial_step`` carries a resumed run's spent steps (its
+    time budget starts afresh, as :class:`TimeLimit`'s does). The rate in
+    effect is logged as ``lr`` at each epoch end.
 
     The optimizer must hold a plain float learning rate (not a schedule).
     Backends that keep optimizer state outside the variables for a whole epoch
@@ -429,7 +430,7 @@ class CosineTimeDecay(keras.callbacks.Callback):
     """
 
     def __init__(self, learning_rate, *, total_steps, minutes=None, alpha=0.0,
-                 initial_step=0, elapsed_before=0.0):
+                 initial_step=0):
         super().__init__()
         if total_steps is None or int(total_steps) < 1:
             raise ValueError(f"total_steps must be a positive int. Received: {total_steps!r}")
@@ -440,7 +441,6 @@ class CosineTimeDecay(keras.callbacks.Callback):
         self.seconds = None if minutes is None else float(minutes) * 60.0
         self.alpha = float(alpha)
         self.step = int(initial_step)
-        self.elapsed_before = float(elapsed_before)
         self.start = None
         self.current = self.learning_rate
 
@@ -449,7 +449,7 @@ class CosineTimeDecay(keras.callbacks.Callback):
         f = self.step / self.total_steps
         if self.seconds is not None and self.start is not None:
             now = time.monotonic() if now is None else now
-            f = max(f, (self.elapsed_before + now - self.start) / self.seconds)
+            f = max(f, (now - self.start) / self.seconds)
         return min(1.0, f)
 
     def _apply(self):
