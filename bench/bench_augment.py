@@ -54,7 +54,7 @@ cv2.setNumThreads(1)
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from keras_unets.augment import Augmenter, get_image_data_generator_class  # noqa: E402
+from keras_unets.augment import Augmenter  # noqa: E402
 from keras_unets.io import atomic_write_text  # noqa: E402
 
 PARAMS = dict(rotation_range=10, width_shift_range=0.1, height_shift_range=0.1, horizontal_flip=True)
@@ -123,7 +123,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     images, labels, source = load_data()
-    idg_class = get_image_data_generator_class()
+    try:  # Keras 3 keeps ImageDataGenerator in its legacy module
+        from keras.src.legacy.preprocessing.image import ImageDataGenerator as idg_class
+    except ImportError:
+        idg_class = None
     methods, nonbinary = [], {}  # (label, transform, fn, images, labels, pairs)
 
     if idg_class is not None:

@@ -3,9 +3,7 @@
 For issue 8's goal configurations (each network at 512 x 512: batch 1 in
 float32, batch 2 in ``mixed_float16``; Adam) and UNet 3+ with its skips
 computed without its up-sampled maps (``factorize_skips=True``, the paper
-profile's), recomputing them in the backward pass (``remat_skips=True``) or
-convolved before up-sampling (``skip_upsampling="after_conv"``), this script
-prints side by side
+profile's), this script prints side by side
 
 * ``estimate_training_memory`` (``keras-unets summary``): weights, gradients,
   Adam slots and every layer output, counted from the shapes;
@@ -37,8 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from keras_unets.io import atomic_write_text  # noqa: E402
 
-DEFAULT_MODELS = ("unet_report,unetpp_ds,unet3p,unet3p:factorize_skips=true,"
-                  "unet3p:remat_skips=true,unet3p:skip_upsampling=after_conv")
+DEFAULT_MODELS = "unet_report,unetpp_ds,unet3p,unet3p:factorize_skips=true"
 DEFAULT_CONFIGS = "1:float32,2:mixed_float16"
 CARD = 6 * 1024 ** 3
 MIB = 1024 ** 2
@@ -56,13 +53,8 @@ est = estimate_training_memory(model, batch_size=batch, optimizer="adam", dtype_
 t0 = time.perf_counter()
 xla = compiled_training_memory(model, batch_size=batch, optimizer="adam")
 compile_s = time.perf_counter() - t0
-undone = None
-if xla["remat_barriers_kept"] and any(getattr(l, "remat", False) for l in model.layers):
-    undone = compiled_training_memory(model, batch_size=batch, optimizer="adam",
-                                      keep_remat=False)
 print("RESULT " + json.dumps({"params": int(model.count_params()), "estimate": est,
-                              "compiled": xla, "compiled_remat_undone": undone,
-                              "compile_s": compile_s}))
+                              "compiled": xla, "compile_s": compile_s}))
 """
 
 
@@ -128,17 +120,6 @@ def markdown(rows, meta):
     lines += ["", "XLA = arguments + outputs - aliased (donated state) + temporaries. "
               "Not counted by either: the allocator's pool and fragmentation, "
               "convolution-autotuning scratch, the CUDA context."]
-    undone = [r for r in rows if r.get("compiled_remat_undone")]
-    if undone:
-        lines += ["", "Models with `keras.remat` were compiled with XLA:CPU's "
-                  "`cse_barrier_expander` pass off, so the recomputation stays in the "
-                  "backward pass as on a GPU (whose compiler erases the barriers only "
-                  "after scheduling). With the pass on, the CPU compiler's CSE merges "
-                  "the recomputation back into the forward pass:"]
-        for r in undone:
-            lines.append(f"- `{r['model']}` batch {r['batch']} {r['policy']}: "
-                         f"{r['compiled_remat_undone']['total'] / MIB:,.0f} MiB with the "
-                         f"pass on, {r['compiled']['total'] / MIB:,.0f} MiB off.")
     return "\n".join(lines) + "\n"
 
 

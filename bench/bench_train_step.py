@@ -13,7 +13,7 @@ Our networks: ``unet`` (Ronneberger 2015, 64-1024, 31,030,593 params),
 ``unetpp`` (Zhou 2018, 32-512, 9,041,601), ``unet3p`` (Huang 2020, 64-1024,
 26,983,681 incl. BN statistics); ``--models`` takes any registry name (e.g.
 ``unet_report``, or with builder arguments
-``unet3p:skip_upsampling=after_conv``) and ``kuc_unet_2d`` / ``kuc_unet_plus_2d`` /
+``unet3p:factorize_skips=true``) and ``kuc_unet_2d`` / ``kuc_unet_plus_2d`` /
 ``kuc_unet_3plus_2d``.
 
 The paper-size networks take seconds per step on 2 cores, so the default (256x256 only, 3 timed steps) is what finishes in about
@@ -65,7 +65,7 @@ def build(name, size):
         raise ValueError(f"Unknown keras-unet-collection model. Received: name={name!r}")
     from keras_unets.models import get_model, parse_model_spec
 
-    name, overrides = parse_model_spec(name)  # e.g. "unet3p:skip_upsampling=after_conv"
+    name, overrides = parse_model_spec(name)  # e.g. "unet3p:factorize_skips=true"
     return get_model(name, input_size=size, **overrides)
 
 

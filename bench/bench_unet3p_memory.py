@@ -1,17 +1,14 @@
-"""Benchmark: the paper's UNet 3+ in less memory, ``remat_skips`` and ``factorize_skips``.
+"""Benchmark: the paper's UNet 3+ in less memory with ``factorize_skips``.
 
 The paper's order (Huang et al., ICASSP 2020, section 2.1) up-samples each
 deeper decoder map to the node's size before its 3x3 skip conv: at 512 x 512
 X_En^5 becomes a 1024-channel map of 512 x 512 (1 GiB in float32), and
-autodiff keeps such maps for the backward pass. Two ways to compute the same
-function (same weights, same outputs and gradients) without keeping them:
-
-* ``build_unet3p(remat_skips=True)``: each up-sampling runs inside its
-  skip's conv layer (``keras_unets.layers.UpsampleConv2D``) under
-  ``keras.remat``, which recomputes it in the backward pass;
-* ``build_unet3p(factorize_skips=True)``: ``UpsampleConv2D(factorized=True)``
-  never forms the up-sampled map (the kernel's channel mixing runs at the
-  source resolution; the shifted up-sampling is two contractions).
+autodiff keeps such maps for the backward pass.
+``build_unet3p(factorize_skips=True)`` computes the same function (same
+weights, same outputs and gradients) without forming them: its skip convs
+are ``keras_unets.layers.UpsampleConv2D(factorized=True)`` (the kernel's
+channel mixing runs at the source resolution; the shifted up-sampling is two
+contractions).
 
 For each input size this script measures, side by side in one run (the
 paper's network: 64 filters, 64 skip channels; batch 1, Adam, BCE), each
@@ -23,8 +20,7 @@ variant in its own process:
 * JAX (if installed): XLA's buffer assignment for the compiled training
   step on JAX's device (``compiled_training_memory``), then ``--steps`` runs
   of that executable (``compile_training_step``): peak RSS growth and median
-  step time. ``remat_skips`` twice: as a GPU compiler keeps it (XLA:CPU's
-  barrier pass off, the default) and as XLA:CPU alone would undo it.
+  step time.
 
 Run: ``.venv/bin/python bench/bench_unet3p_memory.py [--sizes 256,512] [--steps 3]``
 Results: ``bench/results/unet3p_memory.md`` and ``.json``.
@@ -45,12 +41,10 @@ from keras_unets.io import atomic_write_text  # noqa: E402
 
 MIB = 1024 ** 2
 
-#: label -> (build_unet3p keyword arguments, keep remat on XLA:CPU, run TF)
+#: label -> build_unet3p keyword arguments
 VARIANTS = {
-    "paper order": ({}, True, True),
-    "remat_skips": ({"remat_skips": True}, True, True),
-    "remat_skips (CPU CSE)": ({"remat_skips": True}, False, False),
-    "factorize_skips": ({"factorize_skips": True}, True, True),
+    "paper order": {},
+    "factorize_skips": {"factorize_skips": True},
 }
 
 TF_WORKER = """
@@ -80,10 +74,9 @@ import json, resource, statistics, sys, time
 import jax.numpy as jnp
 import numpy as np
 from keras_unets.models import compile_training_step, get_model
-kwargs, keep = json.loads(sys.argv[1]), sys.argv[2] == "1"
-size, steps = int(sys.argv[3]), int(sys.argv[4])
+kwargs, size, steps = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 model = get_model("unet3p", input_size=size, **kwargs)
-step, opt, info = compile_training_step(model, batch_size=1, keep_remat=keep)
+step, opt, info = compile_training_step(model, batch_size=1)
 buffers = {**info.pop("memory"), **info}  # as compiled_training_memory, one compile
 tv = [jnp.array(v.value) for v in model.trainable_variables]
 ntv = [jnp.array(v.value) for v in model.non_trainable_variables]
@@ -128,17 +121,13 @@ def main(argv=None):
     jax_ok = _has_jax()
     lines = [
         "UNet 3+ (paper: 64 filters, 64 skip channels, skips up-sampled before their conv), "
-        "batch 1, Adam, BCE: the paper's order as written, with `remat_skips` and with "
-        "`factorize_skips` (same function and weights).",
+        "batch 1, Adam, BCE: the paper's order as written and with `factorize_skips` "
+        "(same function and weights).",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}. TensorFlow: `train_on_batch` without XLA, "
         f"{args.steps} steps, peak RSS growth over them and the median step (after the "
         f"first); JAX: XLA's buffer assignment for the compiled step on the CPU, then "
-        f"{args.steps} runs of that executable: peak RSS growth and median step. XLA:CPU "
-        "erases remat's optimization barriers before its CSE, which merges the "
-        "recomputation back into the forward pass (row `remat_skips (CPU CSE)`); "
-        "`compile_training_step(keep_remat=True)` turns that pass off, as a GPU compiler "
-        "keeps the barriers through scheduling (row `remat_skips`).",
+        f"{args.steps} runs of that executable: peak RSS growth and median step.",
         f"Command: `python bench/bench_unet3p_memory.py "
         f"{' '.join(argv if argv is not None else sys.argv[1:])}`",
         "",
@@ -149,17 +138,14 @@ def main(argv=None):
     results = []
     for size in sizes:
         for label in labels:
-            kwargs, keep, run_tf = VARIANTS[label]
+            kwargs = VARIANTS[label]
             spec = json.dumps(kwargs)
-            tf_res = (run_worker(TF_WORKER, [spec, size, args.steps], "tensorflow",
-                                 args.timeout) if run_tf else None)
-            jax_res = (run_worker(JAX_WORKER, [spec, int(keep), size, args.steps], "jax",
+            tf_res = run_worker(TF_WORKER, [spec, size, args.steps], "tensorflow", args.timeout)
+            jax_res = (run_worker(JAX_WORKER, [spec, size, args.steps], "jax",
                                   args.timeout) if jax_ok else {"error": "JAX not installed"})
             results.append({"size": size, "variant": label, "kwargs": kwargs,
-                            "remat_barriers_kept": keep, "tensorflow": tf_res, "jax": jax_res})
-            if tf_res is None:
-                tf_cells = "(as `remat_skips`) | -"
-            elif "error" in tf_res:
+                            "tensorflow": tf_res, "jax": jax_res})
+            if "error" in tf_res:
                 tf_cells = f"{tf_res['error']} | -"
             else:
                 tf_cells = f"{tf_res['rss_growth'] / MIB:,.0f} | {tf_res['median_step_s']:.1f}"

@@ -1,15 +1,13 @@
-"""Benchmark: UNet 3+ full-scale skips, up-sample then conv (paper) vs conv then up-sample vs factorized.
+"""Benchmark: UNet 3+ full-scale skips in the paper's order, as written vs factorized.
 
-``build_unet3p(skip_upsampling="before_conv")`` is the paper's order (Huang
-et al., ICASSP 2020, sec. 2.1; official ``UNet_3Plus``): each deeper decoder
-map X_De^k is bilinearly up-sampled to the node's size, then a 3x3 conv
-reduces it to ``cat_channels``. ``"after_conv"`` runs the same conv at X_De^k's
-own resolution and up-samples its ``cat_channels`` output (same weights, a
-different function). ``factorize_skips=True`` computes the paper's order
+``build_unet3p()`` follows the paper's order (Huang et al., ICASSP 2020,
+sec. 2.1; official ``UNet_3Plus``): each deeper decoder map X_De^k is
+bilinearly up-sampled to the node's size, then a 3x3 conv reduces it to
+``cat_channels``. ``factorize_skips=True`` computes the same function
 exactly without forming the up-sampled map (``UpsampleConv2D(factorized=True)``:
 the kernel's channel mixing at the source resolution, then the shifted
 up-sampling as two contractions).
-For each configuration this script reports, for the three side by side in
+For each configuration this script reports, for the two side by side in
 one process (models built with the same seed, steps interleaved):
 
 * multiply-adds per image of the convolutions (``Conv2D`` and
@@ -47,11 +45,10 @@ sys.path.insert(0, str(ROOT))
 from keras_unets.io import atomic_write_text  # noqa: E402
 
 VARIANTS = {  # label -> build_unet3p keyword arguments
-    "before_conv": {"skip_upsampling": "before_conv"},
-    "after_conv": {"skip_upsampling": "after_conv"},
-    "before_conv, factorized": {"skip_upsampling": "before_conv", "factorize_skips": True},
+    "paper order": {},
+    "paper order, factorized": {"factorize_skips": True},
 }
-PAPER = "before_conv"
+PAPER = "paper order"
 CONFIGS = (  # name, filters, cat_channels, batch, size
     ("quick (16/8)", 16, 8, 4, 256),
     ("paper (64/64)", 64, 64, 1, 256),
@@ -133,8 +130,7 @@ def main(argv=None):
     load1 = os.getloadavg()
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     text = (
-        "# UNet 3+ full-scale skips: up-sample then conv (paper), conv then up-sample, "
-        "and the paper's order factorized\n\n"
+        "# UNet 3+ full-scale skips: the paper's order as written and factorized\n\n"
         f"- machine: {machine}; keras {keras.__version__}, backend {keras.backend.backend()}\n"
         f"- train_on_batch, random inputs, BCE on logits, Adam; median of {args.reps} "
         f"interleaved rounds of {args.steps} steps\n"

@@ -6,7 +6,8 @@ one for the masks, sharing a seed) the two streams drift apart, masks come
 back with interpolated non-binary values, and ``apply_transform`` is slow
 (scipy; 8.5 ms per 512x512 image on a 2-core CPU, ``bench/bench_augment.py``). :class:`Augmenter` keeps
 ``ImageDataGenerator``'s keyword arguments and its random draw
-(``get_random_transform``), and fixes all three:
+(:func:`random_transform_parameters` draws what ``get_random_transform``
+draws), and fixes all three:
 
 * each sample's transform is drawn **once**; the affine part (rotation about
   the centre, shifts, shear, zoom, flips: the matrix convention of
@@ -58,7 +59,6 @@ import functools
 import math
 import numbers
 import threading
-import types
 
 import cv2
 import keras
@@ -70,7 +70,6 @@ __all__ = [
     "SegmentationDataset",
     "cgm_targets",
     "elastic_displacement",
-    "get_image_data_generator_class",
     "random_transform_parameters",
 ]
 
@@ -99,29 +98,7 @@ _UNSUPPORTED_IDG_ARGS = (
     "interpolation_order",
     "dtype",
 )
-# get_random_transform seeds numpy's *global* RandomState; this lock keeps
-# threads of one process (PyDataset workers) from interleaving their draws.
-_NP_GLOBAL_RANDOM_LOCK = threading.Lock()
 _MAX_SEED = 2**32 - 1  # np.random.seed accepts [0, 2**32 - 1]
-
-
-def get_image_data_generator_class():
-    """``ImageDataGenerator`` if this Keras still ships it, else ``None``.
-
-    Keras 3 keeps it in ``keras.src.legacy.preprocessing.image`` (exported as
-    ``tf.keras.preprocessing.image.ImageDataGenerator``); that module needs
-    no TensorFlow, so it also works on the JAX backend. Where it is missing,
-    :class:`Augmenter` uses :func:`random_transform_parameters`, a faithful
-    re-implementation of its ``get_random_transform`` draw.
-    """
-    try:
-        from keras.src.legacy.preprocessing.image import ImageDataGenerator
-    except ImportError:
-        try:  # Keras 2 / tf.keras layouts
-            from keras.preprocessing.image import ImageDataGenerator
-        except (ImportError, AttributeError):
-            return None
-    return ImageDataGenerator
 
 
 def _normalise_zoom_range(zoom_range):
@@ -140,13 +117,14 @@ def _normalise_zoom_range(zoom_range):
 
 
 def random_transform_parameters(config, img_shape, random_state):
-    """Re-implementation of ``ImageDataGenerator.get_random_transform``.
+    """``ImageDataGenerator.get_random_transform``'s draw, from a given ``RandomState``.
 
     Draws the same parameters, in the same order, from the same numpy
     ``RandomState`` calls, so ``random_transform_parameters(cfg, shape,
     np.random.RandomState(s))`` equals ``ImageDataGenerator(**cfg)
     .get_random_transform(shape, seed=s)`` (tested), without touching numpy's
-    global random state.
+    global random state (which ``get_random_transform`` seeds) and without
+    Keras' legacy ``ImageDataGenerator``.
 
     Args:
         config: dict with ``rotation_range``, ``height_shift_range``,
@@ -199,64 +177,6 @@ def random_transform_parameters(config, img_shape, random_state):
         "channel_shift_intensity": channel_shift_intensity,
         "brightness": brightness,
     }
-
-
-class _NumpyWithPrivateRandom:
-    """``numpy``, except that ``np.random`` is this thread's own ``RandomState``."""
-
-    _local = threading.local()
-
-    @property
-    def random(self):
-        state = getattr(self._local, "state", None)
-        if state is None:
-            state = self._local.state = np.random.RandomState(0)
-        return state
-
-    def __getattr__(self, name):
-        return getattr(np, name)
-
-
-def _private_get_random_transform(idg):
-    """``idg.get_random_transform`` running on a per-thread ``RandomState``, or None.
-
-    ``get_random_transform`` seeds and draws from numpy's *global* random
-    state. Saving and restoring that state around each call costs ~0.1 ms
-    (``np.random.get_state``/``set_state``) and needs a lock. Instead run
-    ImageDataGenerator's own function with its ``np`` global pointing at
-    numpy with a private, per-thread ``np.random``: the same code and the
-    same draws (checked here against the global-state call), no shared
-    state. None if that is not possible with this Keras.
-    """
-    function = getattr(type(idg).get_random_transform, "__func__", type(idg).get_random_transform)
-    try:
-        if "np" not in function.__code__.co_names or function.__globals__.get("np") is not np:
-            return None
-        private = types.FunctionType(
-            function.__code__,
-            {**function.__globals__, "np": _NumpyWithPrivateRandom()},
-            function.__name__,
-            function.__defaults__,
-            function.__closure__,
-        )
-        bound = types.MethodType(private, idg)
-        for seed in (0, 12345):
-            expected = _locked_global_draw(idg, (64, 80, 1), seed)
-            if bound((64, 80, 1), seed=seed) != expected:
-                return None
-    except Exception:  # noqa: BLE001 - any surprise: use the global-state call
-        return None
-    return bound
-
-
-def _locked_global_draw(idg, shape, seed):
-    """``idg.get_random_transform(shape, seed)`` with numpy's global random state saved and restored."""
-    with _NP_GLOBAL_RANDOM_LOCK:
-        state = np.random.get_state()
-        try:
-            return idg.get_random_transform(shape, seed=seed)
-        finally:
-            np.random.set_state(state)
 
 
 @functools.lru_cache(maxsize=64)
@@ -501,7 +421,8 @@ class Augmenter:
     """Paired random augmentation of an image and its mask (and weight map).
 
     Takes ``ImageDataGenerator``'s augmentation keyword arguments and draws
-    each sample's parameters once with its ``get_random_transform``; adds the
+    each sample's parameters once as its ``get_random_transform`` does
+    (:func:`random_transform_parameters`); adds the
     U-Net paper's elastic deformation; applies everything as one
     warp to image and mask together (:func:`cv2.warpAffine` with the 2x3
     matrix when there is no elastic part, else one :func:`cv2.remap`
@@ -521,9 +442,6 @@ class Augmenter:
             displacement (paper: 10).
         order: image interpolation, 0 (nearest), 1 (bilinear) or 3 (bicubic);
             the mask (and a weight map) always nearest neighbour.
-        use_image_data_generator: draw with ``ImageDataGenerator`` when this
-            Keras has it (default); ``False`` forces the re-implementation
-            (:func:`random_transform_parameters`, same draws).
 
     Images of shape ``(H, W, 1)`` come back as ``(H, W)``.
 
@@ -555,7 +473,6 @@ class Augmenter:
         elastic_sigma=10.0,
         order=1,
         mask_cval=0,
-        use_image_data_generator=True,
         **unsupported,
     ):
         if unsupported:
@@ -616,39 +533,6 @@ class Augmenter:
         self.elastic_grid = elastic_grid
         self.elastic_sigma = float(elastic_sigma)
         self.order = order
-        self._idg = None
-        self._idg_draw = None
-        if use_image_data_generator:
-            idg_class = get_image_data_generator_class()
-            if idg_class is not None:
-                self._idg = idg_class(
-                    rotation_range=rotation_range,
-                    width_shift_range=width_shift_range,
-                    height_shift_range=height_shift_range,
-                    brightness_range=brightness_range,
-                    shear_range=shear_range,
-                    zoom_range=zoom_range,
-                    channel_shift_range=channel_shift_range,
-                    horizontal_flip=horizontal_flip,
-                    vertical_flip=vertical_flip,
-                    data_format="channels_last",
-                )
-                self._idg_draw = _private_get_random_transform(self._idg)
-
-    def __getstate__(self):  # the private draw function does not pickle; rebuilt on load
-        state = self.__dict__.copy()
-        state["_idg_draw"] = None
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        if self._idg is not None:
-            self._idg_draw = _private_get_random_transform(self._idg)
-
-    @property
-    def uses_image_data_generator(self):
-        """True when parameters come from ``ImageDataGenerator`` itself."""
-        return self._idg is not None
 
     def get_config(self):
         """Constructor arguments (plain data, e.g. for a run's config.json)."""
@@ -672,7 +556,8 @@ class Augmenter:
         Args:
             shape: ``(H, W)`` of the output (shifts scale with it).
             rng: ``np.random.Generator`` (or an int seed). One 32-bit seed is
-                drawn from it and handed to ``get_random_transform``, so the
+                drawn from it and seeds :func:`random_transform_parameters`
+                (what ``get_random_transform`` draws with that seed), so the
                 result depends on ``rng`` alone.
 
         Returns:
@@ -683,14 +568,7 @@ class Augmenter:
         rng = np.random.default_rng(rng)
         h, w = int(shape[0]), int(shape[1])
         seed = int(rng.integers(0, _MAX_SEED, endpoint=True))
-        if self._idg_draw is not None:  # ImageDataGenerator's code, private RandomState
-            params = self._idg_draw((h, w, 1), seed=seed)
-        elif self._idg is not None:
-            # get_random_transform seeds numpy's global RandomState; keep
-            # other threads out and give the caller their state back.
-            params = _locked_global_draw(self._idg, (h, w, 1), seed)
-        else:
-            params = random_transform_parameters(self.config, (h, w, 1), np.random.RandomState(seed))
+        params = random_transform_parameters(self.config, (h, w, 1), np.random.RandomState(seed))
         params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
         if self.elastic:
             params["elastic"] = rng.normal(0.0, self.elastic_sigma, size=(2, *self.elastic_grid)).astype(np.float32)

@@ -44,7 +44,6 @@ __all__ = [
     "AtomicCheckpoint",
     "TimeLimit",
     "CosineTimeDecay",
-    "EMAWeights",
     "cosine_time_lr",
     "read_threshold_table",
     "plot_threshold_curve",
@@ -574,29 +573,16 @@ def _jsonable(value):
     return value if math.isfinite(value) else None
 
 
-def cosine_time_lr(learning_rate, fraction, alpha=0.0, warmup=0.0):
-    """Cosine decay from ``learning_rate`` to ``alpha * learning_rate``, after an optional warm-up.
+def cosine_time_lr(learning_rate, fraction, alpha=0.0):
+    """Cosine decay from ``learning_rate`` to ``alpha * learning_rate``.
 
     ``fraction`` (clipped to [0, 1]) is how much of the training budget is
     spent: ``lr = learning_rate * (alpha + (1 - alpha) * (1 + cos(pi * f)) / 2)``,
     the same curve as ``keras.optimizers.schedules.CosineDecay`` with
     ``f = step / decay_steps`` (Loshchilov and Hutter, SGDR, ICLR 2017).
-
-    ``warmup`` (a fraction of the budget in [0, 1)) first ramps the rate
-    linearly from the floor ``alpha * learning_rate`` up to ``learning_rate``
-    (the gradual warm-up of Goyal et al., "Accurate, Large Minibatch SGD",
-    2017); the cosine then runs over the rest, ``f' = (f - warmup) / (1 -
-    warmup)``: Keras' ``CosineDecay(alpha * lr, warmup_target=lr, ...)``.
     """
     f = min(1.0, max(0.0, float(fraction)))
     a = float(alpha)
-    w = float(warmup)
-    if not 0.0 <= w < 1.0:
-        raise ValueError(f"warmup must be a fraction in [0, 1). Received: warmup={warmup!r}")
-    if w > 0.0:
-        if f < w:
-            return float(learning_rate) * (a + (1.0 - a) * f / w)
-        f = (f - w) / (1.0 - w)
     return float(learning_rate) * (a + (1.0 - a) * 0.5 * (1.0 + math.cos(math.pi * f)))
 
 
@@ -609,10 +595,9 @@ class CosineTimeDecay(keras.callbacks.Callback):
     from ``f = max(elapsed / seconds, step / total_steps)`` with
     :func:`cosine_time_lr`, so the decay reaches its floor when the time limit
     (:class:`TimeLimit`, same ``minutes``) or the planned steps end, whichever
-    comes first; ``warmup`` is the share of that budget spent ramping up
-    first (see :func:`cosine_time_lr`). ``elapsed_before`` / ``initial_step``
-    carry a resumed run's spent budget. The rate in effect is logged as
-    ``lr`` at each epoch end.
+    comes first. ``initial_step`` carries a resumed run's spent steps (its
+    time budget starts afresh, as :class:`TimeLimit`'s does). The rate in
+    effect is logged as ``lr`` at each epoch end.
 
     The optimizer must hold a plain float learning rate (not a schedule).
     Backends that keep optimizer state outside the variables for a whole epoch
@@ -620,20 +605,17 @@ class CosineTimeDecay(keras.callbacks.Callback):
     """
 
     def __init__(self, learning_rate, *, total_steps, minutes=None, alpha=0.0,
-                 warmup=0.0, initial_step=0, elapsed_before=0.0):
+                 initial_step=0):
         super().__init__()
         if total_steps is None or int(total_steps) < 1:
             raise ValueError(f"total_steps must be a positive int. Received: {total_steps!r}")
         if minutes is not None and float(minutes) <= 0:
             raise ValueError(f"minutes must be positive or None. Received: {minutes!r}")
-        cosine_time_lr(1.0, 0.0, alpha, warmup)  # validates warmup
         self.learning_rate = float(learning_rate)
         self.total_steps = int(total_steps)
         self.seconds = None if minutes is None else float(minutes) * 60.0
         self.alpha = float(alpha)
-        self.warmup = float(warmup)
         self.step = int(initial_step)
-        self.elapsed_before = float(elapsed_before)
         self.start = None
         self.current = self.learning_rate
 
@@ -642,12 +624,11 @@ class CosineTimeDecay(keras.callbacks.Callback):
         f = self.step / self.total_steps
         if self.seconds is not None and self.start is not None:
             now = time.monotonic() if now is None else now
-            f = max(f, (self.elapsed_before + now - self.start) / self.seconds)
+            f = max(f, (now - self.start) / self.seconds)
         return min(1.0, f)
 
     def _apply(self):
-        self.current = cosine_time_lr(self.learning_rate, self.fraction(), self.alpha,
-                                      self.warmup)
+        self.current = cosine_time_lr(self.learning_rate, self.fraction(), self.alpha)
         self.model.optimizer.learning_rate = self.current
 
     def on_train_begin(self, logs=None):
@@ -666,64 +647,6 @@ class CosineTimeDecay(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["lr"] = self.current
-
-
-def _ema_optimizer(model):
-    opt = model.optimizer
-    opt = getattr(opt, "inner_optimizer", opt)  # LossScaleOptimizer
-    if not getattr(opt, "use_ema", False):
-        raise ValueError(
-            "EMAWeights needs an optimizer built with use_ema=True (e.g. "
-            "keras.optimizers.Adam(use_ema=True, ema_momentum=0.99)). Received: "
-            f"{type(opt).__name__} with use_ema={getattr(opt, 'use_ema', None)!r}")
-    return opt
-
-
-class EMAWeights(keras.callbacks.Callback):
-    """Sweep and checkpoint an exponential moving average of the weights.
-
-    Polyak-Ruppert averaging (Polyak and Juditsky, SIAM J. Control Optim.
-    1992) in its exponential form: the optimizer, built with
-    ``use_ema=True, ema_momentum=m``, updates ``avg = m * avg + (1 - m) * w``
-    after every step (``avg = w`` after the first). At each epoch end this
-    callback copies the averages into the model, so **placed first in the
-    callback list** it makes the threshold sweep and the checkpoints that
-    follow evaluate and save the averaged model; at the next epoch's start it
-    puts the training weights back, so the optimizer always steps the raw
-    weights. After training the model holds the averages (the same values
-    ``fit``'s ``finalize_variable_values`` assigns).
-
-    Unlike ``keras.callbacks.SwapEMAWeights(swap_on_epoch=True)`` it copies
-    instead of swapping, so the optimizer's averages stay averages in a saved
-    checkpoint. The raw weights of the moment are kept in memory only: a
-    resumed run continues training from its checkpoint's averaged weights.
-    Only trainable variables are averaged; BatchNorm's moving statistics are
-    already running means (of the raw weights' activations).
-    """
-
-    def __init__(self):
-        super().__init__()
-        self._opt = None
-        self._raw = None
-
-    def on_train_begin(self, logs=None):
-        self._opt = _ema_optimizer(self.model)  # fails before the first step
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self._raw is not None:
-            for var, value in zip(self._opt._trainable_variables, self._raw):
-                var.assign(value)
-            self._raw = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        averages = getattr(self._opt, "_model_variables_moving_average", None)
-        if not averages:  # not built: no step taken
-            return
-        variables = self._opt._trainable_variables
-        self._raw = [keras.ops.convert_to_numpy(v) for v in variables]
-        for var, avg in zip(variables, averages):
-            if avg is not None:
-                var.assign(avg)
 
 
 class TimeLimit(keras.callbacks.Callback):

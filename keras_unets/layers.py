@@ -151,48 +151,36 @@ class UpsampleConv2D(keras.layers.Conv2D):
     from a deeper decoder map in the paper's order (Huang et al., ICASSP
     2020, section 2.1: up-sample, then a 3x3 conv to 64 channels). The
     up-sampled map is ``f**2`` times the input, at the input's channel count
-    (up to 1024 channels at 16x for X_En^5 in UNet 3+); two ways to avoid
-    paying for it:
+    (up to 1024 channels at 16x for X_En^5 in UNet 3+).
 
-    * ``factorized=True`` computes the same function without ever forming
-      the up-sampled input. Up-sampling acts on each channel alone and the
-      conv mixes channels at each kernel offset, so the two commute: with
-      ``W_o`` the kernel's ``cin x filters`` matrix at offset ``o`` and
-      ``U`` the up-sampling, ``conv(U x, W) = sum_o shift_o(U(x W_o))``,
-      zero padding included. The layer applies all ``W_o`` at once as a
-      1x1 conv at the input's (low) resolution; up-sampling is separable
-      (``U z = A z B^T`` per channel), and so is a shift, so the sum over
-      offsets is two contractions with the shifted up-sampling matrices of
-      the rows and of the columns. The output is the only tensor at full
-      resolution; the largest intermediate, between the two contractions,
-      has ``kernel_size / f`` times its size (1.5x for 3x3 at ``f = 2``,
-      less for larger factors). The channel mixing runs on ``f**2`` times
-      fewer pixels. Same weights and outputs (to float rounding);
-      odd kernel sizes, stride 1, no dilation, ``padding="same"``,
-      ``channels_last``.
-    * ``remat=True`` keeps the direct computation under ``keras.remat``
-      (gradient checkpointing, Chen et al. 2016, "Training Deep Nets with
-      Sublinear Memory Cost"): the layer keeps only its (small) input and
-      recomputes the up-sampling in the backward pass instead of storing it.
+    ``factorized=True`` computes the same function without ever forming
+    the up-sampled input. Up-sampling acts on each channel alone and the
+    conv mixes channels at each kernel offset, so the two commute: with
+    ``W_o`` the kernel's ``cin x filters`` matrix at offset ``o`` and
+    ``U`` the up-sampling, ``conv(U x, W) = sum_o shift_o(U(x W_o))``,
+    zero padding included. The layer applies all ``W_o`` at once as a
+    1x1 conv at the input's (low) resolution; up-sampling is separable
+    (``U z = A z B^T`` per channel), and so is a shift, so the sum over
+    offsets is two contractions with the shifted up-sampling matrices of
+    the rows and of the columns. The output is the only tensor at full
+    resolution; the largest intermediate, between the two contractions,
+    has ``kernel_size / f`` times its size (1.5x for 3x3 at ``f = 2``,
+    less for larger factors). The channel mixing runs on ``f**2`` times
+    fewer pixels. Same weights and outputs (to float rounding); odd kernel
+    sizes, stride 1, no dilation, ``padding="same"``, ``channels_last``.
 
     Args:
         filters, kernel_size, **kwargs: as ``keras.layers.Conv2D``.
         upsample: integer up-sampling factor (>= 1) of both spatial axes.
-        remat: recompute instead of storing (see above).
-        factorized: the commuted computation (see above); not with ``remat``.
+        factorized: the commuted computation (see above).
     """
 
-    def __init__(self, filters, kernel_size, upsample=2, remat=False, factorized=False,
-                 **kwargs):
+    def __init__(self, filters, kernel_size, upsample=2, factorized=False, **kwargs):
         if isinstance(upsample, bool) or not isinstance(upsample, int) or upsample < 1:
             raise ValueError(f"`upsample` must be an int >= 1. Received: upsample={upsample!r}")
-        for arg, value in (("remat", remat), ("factorized", factorized)):
-            if not isinstance(value, bool):
-                raise ValueError(f"`{arg}` must be True or False. Received: {arg}={value!r}")
-        if remat and factorized:
-            raise ValueError("`remat` and `factorized` are two ways to avoid storing the "
-                             "up-sampled map; choose one (factorized never forms it). "
-                             "Received: remat=True, factorized=True")
+        if not isinstance(factorized, bool):
+            raise ValueError(f"`factorized` must be True or False. Received: "
+                             f"factorized={factorized!r}")
         super().__init__(filters, kernel_size, **kwargs)
         if factorized:
             problems = []
@@ -212,7 +200,6 @@ class UpsampleConv2D(keras.layers.Conv2D):
                 raise ValueError("`factorized=True` supports a plain 'same' convolution. "
                                  "Received: " + ", ".join(problems))
         self.upsample = upsample
-        self.remat = remat
         self.factorized = factorized
         self._up = BilinearUpSampling2D(upsample, data_format=self.data_format,
                                         name=f"{self.name}_upsampling")
@@ -248,8 +235,6 @@ class UpsampleConv2D(keras.layers.Conv2D):
     def call(self, inputs):
         if self.factorized:
             return self._factorized_call(inputs)
-        if self.remat:
-            return keras.remat(self._upsample_conv)(inputs)
         return self._upsample_conv(inputs)
 
     def build(self, input_shape):
@@ -259,5 +244,15 @@ class UpsampleConv2D(keras.layers.Conv2D):
         return super().compute_output_shape(self._up.compute_output_shape(input_shape))
 
     def get_config(self):
-        return {**super().get_config(), "upsample": self.upsample, "remat": self.remat,
+        return {**super().get_config(), "upsample": self.upsample,
                 "factorized": self.factorized}
+
+    @classmethod
+    def from_config(cls, config):
+        # checkpoints saved by earlier versions hold "remat": false
+        config = dict(config)
+        if config.pop("remat", False):
+            raise ValueError(
+                f"Layer {config.get('name')!r} was saved with remat=True, an option this "
+                "version of keras-unets no longer has; only remat=False (off) can be loaded.")
+        return super().from_config(config)

@@ -8,56 +8,43 @@ arguments. Dicts (``model_kwargs``, ``augment``) are merged key by key.
 Profiles:
 
 ``paper``
-    The "U-Net School" report's settings per network (Liu, Shi, Chen;
-    FACTS.md section 1). U-Net: the report's Keras U-Net (zhixuhao/unet
-    layers), Adam 1e-4, 10 epochs x 2000 steps, rotation/shift/horizontal
-    flip with Keras' ImageDataGenerator, BCE, full 512 x 512 slices. The
-    batch size is not stated; 2 is the batch of zhixuhao/unet, whose code the
-    report's U-Net follows (its 31,031,685 parameters match). The shift and
-    rotation ranges are zhixuhao's (``width/height_shift_range=0.05``,
-    ``rotation_range=0.2`` degrees). UNet++: SGD 1e-3, momentum 0.9, weight
-    decay 1e-4, batch 1, 100 epochs, BCE + Dice per output; ``unetpp`` has
-    no deep supervision, ``unetpp_ds`` four heads. UNet 3+: Adam 1e-3,
-    batch 1, 40 epochs, ``BCEWithLogitsLoss`` (the model has no output
-    activation; predictions pass through a sigmoid), and the paper's skip
-    order computed with ``factorize_skips=True``: the same function and
-    weights without ever forming the up-sampled skip maps, which XLA's
-    buffer assignment puts within a 6 GB card at 512 x 512, batch 1,
-    float32 (4,384 MiB, against 6,722 MiB as written; BENCHMARKS.md
-    "Training memory"), in 0.60x the step time on a CPU. The report's UNet++ and
-    UNet 3+ ran PyTorch loops over the 25 training slices: here **one epoch
-    of those networks is one pass over the training slices (25 steps at
-    batch 1)**, ``steps_per_epoch=None``. The U-Net paper's elastic
-    deformations and weight map (Ronneberger et al. 2015, sections 2-3) are
-    switches: ``elastic`` and ``weight_map`` (both off, as in the report).
+    The "U-Net School" report's settings per network (Liu, Shi, Chen), for a
+    GPU. U-Net: the report's Keras U-Net (zhixuhao/unet layers, 31,031,685
+    parameters), Adam 1e-4, 10 epochs x 2000 steps, batch 2 (zhixuhao/unet's;
+    the report states none), BCE, full 512 x 512 slices, rotation/shift/
+    horizontal flip with zhixuhao's ranges (``rotation_range=0.2`` degrees,
+    ``width/height_shift_range=0.05``). UNet++: SGD 1e-3, momentum 0.9,
+    weight decay 1e-4, batch 1, 100 epochs, BCE + Dice per output
+    (``unetpp_ds``: four heads). UNet 3+: Adam 1e-3, batch 1, 40 epochs,
+    BCE on logits (no output activation; predictions pass through a
+    sigmoid), its skips in the paper's order computed with
+    ``factorize_skips=True``: the same function and weights without forming
+    the up-sampled skip maps, so that it trains at 512 x 512 within a 6 GB
+    card. The report's UNet++ and UNet 3+ looped over the 25 training
+    slices: **one epoch of those networks is one pass over the training
+    slices (25 steps at batch 1)**, ``steps_per_epoch=None``. The U-Net
+    paper's elastic deformations and weight map (Ronneberger et al. 2015,
+    sections 2-3) are switches, ``elastic`` and ``weight_map``, off as in
+    the report.
 
 ``quick``
-    What a 2-core CPU does in at most 30 minutes per network, aiming at
-    >= 0.92 pixel accuracy on slices 25-29 (the report: 0.9189 / 0.917 /
-    0.923). Recipe measured here (FACTS.md section 5): a 16-filter U-Net with
-    batch norm and same padding, batch 4 of 256 x 256 random crops, flips,
-    rotations, elastic warps, Adam 1e-3 reached 0.9226 after 2714 steps
-    (25 min). Here: that U-Net; UNet++ with 12 base filters; UNet 3+ with
-    16 base filters and 8 channels per full-scale skip (fused width 40),
-    its skips in the paper's order computed with ``factorize_skips=True``
-    (the same function, 1.45x faster per step than as written; until
-    2026-11-29 ``skip_upsampling="after_conv"``, a different function, see
-    below). All three train with BCE + Dice on a sigmoid
-    output (the report's UNet++ loss; its U-Net used BCE and its UNet 3+ BCE
-    on logits); batch norm with momentum 0.9 everywhere, no dropout;
-    ``time_limit_minutes=30`` stops training cleanly (checkpoints and
-    results are still written). The project's 2-core box is about 3x slower
-    than the FACTS.md machine (U-Net-16 ~1.15 s, UNet++-12 ~2.6 s, UNet 3+
-    16/8 ~4.6 s, or ~1.7 s with ``"after_conv"`` skips, per
-    ``train_on_batch`` of 4 crops; ``train()`` steps with
-    :func:`keras_unets.training.train_loop` rather than ``fit``, see
-    ``bench/bench_fit_loop.py``), so a
-    step-count schedule ends before it has decayed: all three use
-    ``lr_schedule="cosine_time"`` (:class:`keras_unets.callbacks.CosineTimeDecay`:
-    the cosine runs over the elapsed fraction of the 30 minutes, or of the
-    planned steps if they run out first) with short epochs (150, 100 and 80
-    steps, up to 30 epochs; 40 for UNet 3+, the report's count) so that the
-    report's best-epoch selection has several checkpoints to choose from.
+    At most 30 minutes per network on a 2-core CPU, aiming at >= 0.92 pixel
+    accuracy on slices 25-29 (the report: 0.9189 / 0.917 / 0.923). A
+    16-filter U-Net, UNet++ with 12 base filters and UNet 3+ with 16 base
+    filters and 8 channels per full-scale skip (widths chosen by forward
+    FLOPs per 256 x 256 crop: 6.0, 8.4 and 9.6 G), the UNet 3+ skips in the
+    paper's order computed with ``factorize_skips=True``. Batch 4 of
+    256 x 256 random crops with flips, rotations and elastic warps; Adam
+    1e-3; BCE + Dice on a sigmoid output; batch norm with momentum 0.9 (with
+    Keras' 0.99 the moving statistics keep much of their initial 0/1 after a
+    few hundred steps) and no dropout. ``time_limit_minutes=30`` stops
+    training cleanly (checkpoints and results are still written), and
+    ``lr_schedule="cosine_time"`` (:class:`keras_unets.callbacks.CosineTimeDecay`)
+    runs the cosine over the elapsed fraction of those 30 minutes, or of the
+    planned steps if they run out first, so that a slower machine still
+    decays to the floor. Short epochs (150, 100 and 80 steps; 30 epochs, 40
+    for UNet 3+ as in the report) give the report's best-epoch selection
+    several checkpoints to choose from.
 
 ``smoke``
     Seconds: 4 filters, 64 x 64 crops, 2 epochs x 2 steps. For tests and the
@@ -68,11 +55,7 @@ Keys of a resolved config:
 * ``model_kwargs``: keyword arguments for ``keras_unets.models.get_model``.
 * ``optimizer`` (``"adam"``/``"sgd"``), ``learning_rate``, ``momentum``,
   ``weight_decay``, ``lr_schedule`` (``None``/``"cosine"``/``"cosine_time"``),
-  ``lr_min_fraction`` (cosine floor as a fraction of ``learning_rate``),
-  ``lr_warmup_fraction`` (share of the cosine's budget first spent ramping
-  linearly from that floor up to ``learning_rate``; 0: no warm-up),
-  ``ema_momentum`` (``None``: off; else sweep and checkpoint an exponential
-  moving average of the weights, :class:`keras_unets.callbacks.EMAWeights`).
+  ``lr_min_fraction`` (cosine floor as a fraction of ``learning_rate``).
 * ``loss``: ``"bce"``, ``"bce_dice"``, ``"bce_logits"`` or ``"hybrid"``;
   ``from_logits``: the model outputs logits (built with
   ``output_activation=None``).
@@ -93,6 +76,7 @@ __all__ = [
     "PROFILES",
     "PROFILE_NAMES",
     "CONFIG_KEYS",
+    "without_retired_keys",
     "model_family",
     "get_profile",
     "resolve_config",
@@ -123,8 +107,7 @@ _CGM = {"model_kwargs": {"output_activation": "auto"}, "loss": "bce",
 
 PROFILES = {
     "paper": {
-        "description": "The U-Net School report's settings per network "
-                       "(FACTS.md section 1); GPU hours.",
+        "description": "The U-Net School report's settings per network; GPU hours.",
         "defaults": {
             "model_kwargs": {},
             "optimizer": "adam",
@@ -133,8 +116,6 @@ PROFILES = {
             "weight_decay": None,
             "lr_schedule": None,
             "lr_min_fraction": 0.0,
-            "lr_warmup_fraction": 0.0,
-            "ema_momentum": None,
             "loss": "bce",
             "from_logits": False,
             "epochs": 10,
@@ -171,7 +152,7 @@ PROFILES = {
             },
             "unet3p": {
                 # factorize_skips: the paper's network in less memory and
-                # time (same function, weights and gradients; see above)
+                # time (same function, weights and gradients)
                 "model_kwargs": {"output_activation": None, "factorize_skips": True},
                 "optimizer": "adam",
                 "learning_rate": 1e-3,
@@ -208,8 +189,6 @@ PROFILES = {
             "weight_decay": None,
             "lr_schedule": "cosine_time",
             "lr_min_fraction": 0.05,
-            "lr_warmup_fraction": 0.0,
-            "ema_momentum": None,
             "loss": "bce_dice",
             "from_logits": False,
             "epochs": 30,
@@ -226,82 +205,6 @@ PROFILES = {
         },
         "networks": {
             "unet": {"model_kwargs": {"dropout": 0.0}},  # 150 steps per epoch
-            # Widths chosen by forward FLOPs per 256 x 256 crop (conv layers):
-            # U-Net-16 6.0 G; UNet++-16 14.9 G, UNet++-12 8.4 G; UNet 3+
-            # 16/16 24.8 G, 16/8 9.6 G.
-            # Time per step on the 2-core box (batch 4 of 256 crops,
-            # train_on_batch): U-Net-16 1.15 s, UNet++-12 2.6 s, UNet 3+
-            # 16/8 4.6 s (12/8: 3.6 s, 8/8: 3.3 s; nearest instead of
-            # bilinear upsampling: no faster), so ~650 and ~380 steps fit in
-            # 30 minutes: the cosine follows the clock (cosine_time).
-            # UNet 3+ skip_upsampling="after_conv": the 3x3 conv of each
-            # up-sampled full-scale skip runs before the up-sampling (same
-            # parameters): 1.70 s per step instead of 4.79 s
-            # (bench/bench_unet3p_skips.py; 12 x 80 instead of 6 x 60 steps
-            # in 30 minutes). With the
-            # paper's order the quick UNet 3+ reached 0.9183 / 0.9177 in two
-            # runs, short of 0.92 with its validation curve still rising;
-            # with after_conv, 12 x 80 steps and 0.9204 / 0.9188 (BCE on
-            # logits, commit 1da57bc). Two more trials, one change each, same
-            # box, `make reproduce-unet3p PROFILE=quick` in clean clones
-            # (as the report / blind): 24 base filters (10 epochs instead of
-            # 12 in the 30 minutes): 0.9207 / 0.9161, no gain, not adopted;
-            # BCE + Dice on a sigmoid output (the UNet++ loss): 0.9210 /
-            # 0.9204, adopted (commit db09a0f; the last four epochs
-            # validated 0.9179-0.9210 against 0.9176-0.9204 with BCE).
-            # Then, with BCE + Dice: learning rate 2e-3 (trial commit
-            # 5f2868b, off main): 0.9214 / 0.9205, within the run-to-run
-            # spread of 1e-3's 0.9210 / 0.9204, not adopted; the same with an
-            # EMA of the weights (ema_momentum 0.99, trial commit a6db305, off
-            # main): 0.9208 / 0.9200 in 11 epochs, a smoother curve (epochs
-            # 5-11: 0.9178-0.9208) but no higher peak, not adopted; the
-            # paper's full-scale deep supervision (unet3p_ds, heads out1..out5,
-            # trial commit fffbce4, off main): 0.9189 / 0.9170 in 12 epochs
-            # (2.0 s per step instead of 1.7), not adopted; 12 base filters
-            # with 100 steps per epoch (trial commit d11ab03, off main): 12 x
-            # 100 steps, 0.9192 / 0.9182, not adopted.
-            # factorize_skips (thirteenth session): the paper's skip order
-            # again, now computed without the up-sampled maps (0.43 s per
-            # step against 0.62 as written and 0.38 with after_conv, on that
-            # session's faster box): 0.9223 / 0.9182 in the full 30 x 80
-            # steps (18 min; trial commit a047bf3, `make reproduce-unet3p
-            # PROFILE=quick` in a clean clone), adopted: the paper's
-            # function at >= 0.92.
-            # 40 epochs (fifteenth session), the report's count for UNet 3+
-            # (its Fig. 13 runs 40 epochs, best at 18): the 30 x 80 steps
-            # took 18 of the 30 minutes, 40 x 80 take 25 min on the same
-            # box; 0.9232 / 0.9203 (best epoch 17 of 40; TTA 0.9235 /
-            # 0.9217) against 0.9223 / 0.9182, one run each (trial commit
-            # 89b0036, `make reproduce-unet3p PROFILE=quick` in a clean
-            # clone), adopted as the report's count. The three-seed hold-out
-            # (0-19 trained, chosen on 20-24) does not confirm a gain: mean
-            # 0.9220 against 0.9224 with 30 epochs. Main runs with seeds 1
-            # and 2 (sixteenth session) gave 0.9219 / 0.9189 and 0.9243 /
-            # 0.9205: mean of three 0.9231, at the report's 0.923 rather
-            # than clearly above it. A slower box stops at the time limit,
-            # and the clock-following cosine still decays to its floor.
-            # A linear warm-up (lr_warmup_fraction 0.05, twentieth session,
-            # trial commit 66c8d87, off main; seed 0 only): 0.9217 / 0.9184
-            # (best epoch 16; TTA 0.9228 / 0.9204), but that session's box
-            # ran 0.88 s per step against the committed runs' 0.54, so the
-            # time limit stopped it after 24 of the 40 epochs: not comparable
-            # with 0.9232 / 0.9203, inconclusive, not adopted. Seeds 1 and 2
-            # were stopped unfinished (no same-box baseline would have fit).
-            # bn_momentum 0.9 (all three): with Keras' 0.99 the moving BN
-            # statistics still hold 0.99**N of their initial 0/1 after N
-            # steps (16 % after 180): the quick UNet 3+ validated at
-            # 0.80-0.87 while training at 0.90 (results/quick/unet3p, first
-            # run).
-            # U-Net: its first committed quick run used a step-count cosine
-            # over 10 x 270 steps and trained only 3 x 270 in 30 minutes
-            # (0.9206 as the report, 0.9134 blind); following the clock,
-            # 8 x 150 steps gave 0.9228 / 0.9187 with BCE (commit ea70f27)
-            # and 9 x 150 steps 0.9234 / 0.9196 with BCE + Dice (commit
-            # 858d128, adopted; the last five epochs validated 0.9193-0.9219
-            # against 0.9180-0.9203 with BCE). Those ran on a slower box that
-            # the time limit stopped; on the 2-core AMD EPYC box all 30 x 150
-            # steps take 21 min: 0.9240 / 0.9191 (best epoch 5; commit
-            # 9d18c1f, seventeenth session).
             "unetpp": {
                 "model_kwargs": {"filters": 12, "dropout": 0.0, "l2": 0.0},
                 "steps_per_epoch": 100,
@@ -325,8 +228,6 @@ PROFILES = {
             "weight_decay": None,
             "lr_schedule": None,
             "lr_min_fraction": 0.0,
-            "lr_warmup_fraction": 0.0,
-            "ema_momentum": None,
             "loss": "bce",
             "from_logits": False,
             "epochs": 2,
@@ -342,7 +243,7 @@ PROFILES = {
             "seed": 0,
         },
         "networks": {
-            "unet": {"model_kwargs": {"dropout": 0.0}},  # 150 steps per epoch
+            "unet": {"model_kwargs": {"dropout": 0.0}},
             "unetpp": {"model_kwargs": {"dropout": 0.0}, "loss": "bce_dice"},
             "unet3p": {
                 "model_kwargs": {"output_activation": None},
@@ -358,6 +259,32 @@ PROFILE_NAMES = tuple(PROFILES)
 CONFIG_KEYS = tuple(PROFILES["paper"]["defaults"])
 _FAMILIES = ("unet3p", "unetpp", "unet")  # longest prefix first
 _MERGED = ("model_kwargs", "augment")
+
+
+# Config keys that run records (config.json) written by earlier versions may
+# hold, with the value that meant "off": such records still load.
+RETIRED_KEYS = {"ema_momentum": None, "lr_warmup_fraction": 0.0}
+
+
+def without_retired_keys(config, source="config.json"):
+    """A copy of a saved ``config`` without :data:`RETIRED_KEYS` that are off.
+
+    Raises:
+        ValueError: a retired key set to anything but its off value (this
+            version cannot train that run the way it was trained), naming
+            ``source``.
+    """
+    config = dict(config)
+    for key, off in RETIRED_KEYS.items():
+        if key not in config:
+            continue
+        value = config.pop(key)
+        if value != off:
+            raise ValueError(
+                f"{source} sets {key}={value!r}, an option this version of keras-unets "
+                f"no longer has; only {key}={off!r} (off) can be read. Train the run "
+                f"again, or use the version that wrote it.")
+    return config
 
 
 def model_family(model):

@@ -76,7 +76,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_unets.io import atomic_write_json
-from keras_unets.profiles import resolve_config
+from keras_unets.profiles import resolve_config, without_retired_keys
 
 __all__ = ["TrainResult", "RunSlices", "OptionError", "RunExistsError", "train", "train_loop",
            "evaluate_run", "load_run_model"]
@@ -334,32 +334,6 @@ def _check_crop_for_model(model, crop):
 LR_SCHEDULES = (None, "none", "constant", "cosine", "cosine_time")
 
 
-def _ema_kwargs(config):
-    """Optimizer arguments for the config's ``ema_momentum`` (``{}`` when off)."""
-    m = config.get("ema_momentum")
-    if m is None:
-        return {}
-    if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0.0 < m < 1.0:
-        raise ValueError(f"ema_momentum must be None (off) or a number in (0, 1), "
-                         f"e.g. 0.99. Received: ema_momentum={m!r}")
-    return {"use_ema": True, "ema_momentum": float(m)}
-
-
-def _warmup_fraction(config):
-    """The config's ``lr_warmup_fraction`` as a float in [0, 1) (``None``: 0)."""
-    w = config.get("lr_warmup_fraction")
-    if w is None:
-        return 0.0
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < 1.0:
-        raise ValueError(f"lr_warmup_fraction must be a number in [0, 1), e.g. 0.05 (the first "
-                         f"5 % of the schedule). Received: lr_warmup_fraction={w!r}")
-    if w > 0.0 and config.get("lr_schedule") not in ("cosine", "cosine_time"):
-        raise ValueError(f"lr_warmup_fraction={w!r} needs lr_schedule 'cosine' or 'cosine_time' "
-                         f"(the warm-up ramps into the cosine). Received: "
-                         f"lr_schedule={config.get('lr_schedule')!r}")
-    return float(w)
-
-
 def _make_optimizer(config, total_steps):
     import keras
 
@@ -369,29 +343,20 @@ def _make_optimizer(config, total_steps):
             f"lr_schedule must be one of {list(LR_SCHEDULES)}. "
             f"Received: lr_schedule={config.get('lr_schedule')!r}"
         )
-    warmup = _warmup_fraction(config)
     if config.get("lr_schedule") == "cosine":
-        alpha = float(config.get("lr_min_fraction") or 0.0)
-        total = max(1, int(total_steps))
-        warmup_steps = int(round(warmup * total))
-        if warmup_steps:
-            # the same curve as callbacks.cosine_time_lr(lr, step / total, alpha, warmup)
-            lr = keras.optimizers.schedules.CosineDecay(
-                alpha * lr, decay_steps=max(1, total - warmup_steps), alpha=alpha,
-                warmup_target=lr, warmup_steps=warmup_steps)
-        else:
-            lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=total, alpha=alpha)
+        lr = keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=max(1, int(total_steps)),
+            alpha=float(config.get("lr_min_fraction") or 0.0))
     name = str(config["optimizer"]).lower()
     wd = config.get("weight_decay") or None
-    ema = _ema_kwargs(config)
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr, weight_decay=wd, **ema)
+        return keras.optimizers.Adam(learning_rate=lr, weight_decay=wd)
     if name == "sgd":
         # Keras' weight_decay subtracts lr * wd * w each step (decoupled);
         # PyTorch's SGD adds wd * w to the gradient before momentum. Equal
         # without momentum; a small difference with momentum 0.9.
         return keras.optimizers.SGD(learning_rate=lr, momentum=config.get("momentum") or 0.0,
-                                    weight_decay=wd, **ema)
+                                    weight_decay=wd)
     raise ValueError(f"optimizer must be 'adam' or 'sgd'. Received: optimizer={name!r}")
 
 
@@ -796,7 +761,7 @@ def train(
             )
         model_name = saved["model_name"]
         profile = saved["profile"]
-        config = saved["config"]
+        config = without_retired_keys(saved["config"], cfg_path)
         for key, value in explicit.items():
             if key in _RESUME_CHANGEABLE:
                 config[key] = value
@@ -827,15 +792,12 @@ def train(
     # bad values fail before anything is written
     _check_model_name(model_name)
     _check_options(config)
-    _ema_kwargs(config)
-    _warmup_fraction(config)
     slices = _resolve_slices(split, fold, folds, config.get("val_slices"))
 
     from keras_unets.augment import Augmenter, SegmentationDataset
     from keras_unets.callbacks import (
         AtomicCheckpoint,
         CosineTimeDecay,
-        EMAWeights,
         ThresholdSweep,
         TimeLimit,
         load_state,
@@ -950,9 +912,6 @@ def train(
             from_logits=bool(config["from_logits"]),
         )
         callbacks = []
-        if config.get("ema_momentum") is not None:
-            # first: the sweep and the checkpoints see the averaged weights
-            callbacks.append(EMAWeights())
         if config.get("lr_schedule") == "cosine_time":
             # same clock as TimeLimit: a resumed call starts a fresh time
             # budget; the step fraction carries over.
@@ -960,7 +919,6 @@ def train(
                 float(config["learning_rate"]), total_steps=total_epochs * steps,
                 minutes=config.get("time_limit_minutes") or None,
                 alpha=float(config.get("lr_min_fraction") or 0.0),
-                warmup=_warmup_fraction(config),
                 initial_step=initial_epoch * steps))
         callbacks.append(sweep)
         limit = None

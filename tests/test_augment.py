@@ -14,12 +14,14 @@ from keras_unets.augment import (
     Augmenter,
     SegmentationDataset,
     elastic_displacement,
-    get_image_data_generator_class,
     random_transform_parameters,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-IDG = get_image_data_generator_class()
+try:  # the reference: Keras 3 keeps ImageDataGenerator in its legacy module
+    from keras.src.legacy.preprocessing.image import ImageDataGenerator as IDG
+except ImportError:
+    IDG = None
 
 
 def smooth_image(shape, seed=0, blur=3.0):
@@ -179,7 +181,7 @@ def test_seed_reproducibility():
 
 
 @pytest.mark.skipif(IDG is None, reason="this Keras has no ImageDataGenerator")
-def test_fallback_draw_equals_get_random_transform():
+def test_draw_equals_image_data_generator():
     configs = [
         dict(rotation_range=15, width_shift_range=0.1, height_shift_range=0.2, shear_range=5, zoom_range=[0.8, 1.1],
              horizontal_flip=True, vertical_flip=True, channel_shift_range=10, brightness_range=(0.5, 1.5)),
@@ -193,37 +195,13 @@ def test_fallback_draw_equals_get_random_transform():
             ours = random_transform_parameters(aug.config, (50, 70, 1), np.random.RandomState(seed))
             ref = idg.get_random_transform((50, 70, 1), seed=seed)
             assert ours == ref, (cfg, seed)
-    # and the augmenter's two paths draw the same parameters from the same rng
-    aug_idg = Augmenter(**configs[0])
-    aug_fb = Augmenter(**configs[0], use_image_data_generator=False)
-    assert aug_idg.uses_image_data_generator and not aug_fb.uses_image_data_generator
-    assert aug_idg.get_random_transform((64, 64), 5) == aug_fb.get_random_transform((64, 64), 5)
-
-
-@pytest.mark.skipif(IDG is None, reason="this Keras has no ImageDataGenerator")
-def test_draw_runs_image_data_generator_code_on_private_state():
-    # The draw runs ImageDataGenerator.get_random_transform itself, on a
-    # per-thread RandomState: same parameters as the global-state call,
-    # numpy's global state untouched, and threads drawing concurrently get
-    # what a serial loop gets.
-    from concurrent.futures import ThreadPoolExecutor
-
-    cfg = dict(rotation_range=15, width_shift_range=[1, 2, 3], height_shift_range=0.2, shear_range=5,
-               zoom_range=[0.8, 1.1], horizontal_flip=True, vertical_flip=True, brightness_range=(0.5, 1.5))
-    aug, idg = Augmenter(**cfg), IDG(**cfg)
-    assert aug._idg_draw is not None  # the fast private draw is active
-    np.random.seed(7)
-    before = np.random.get_state()[1].copy()
-    for seed in (0, 3, 2**32 - 1):
-        assert aug._idg_draw((50, 70, 1), seed=seed) == idg.get_random_transform((50, 70, 1), seed=seed)
-    np.random.seed(7)
-    for seed in range(5):
-        aug.get_random_transform((50, 70), seed)
-    assert np.array_equal(np.random.get_state()[1], before)
-    serial = [aug.get_random_transform((64, 64), s) for s in range(64)]
-    with ThreadPoolExecutor(4) as pool:
-        parallel = list(pool.map(lambda s: aug.get_random_transform((64, 64), s), range(64)))
-    assert parallel == serial
+    # the augmenter draws one seed from its rng and ImageDataGenerator's
+    # parameters with it
+    aug, idg = Augmenter(**configs[0], elastic=True), IDG(**configs[0])
+    params = aug.get_random_transform((64, 64), 5)
+    assert params.pop("elastic").shape == (2, 3, 3)
+    seed = int(np.random.default_rng(5).integers(0, 2**32 - 1, endpoint=True))
+    assert params == idg.get_random_transform((64, 64, 1), seed=seed)
 
 
 def test_brightness_and_channel_shift_touch_the_image_only():
@@ -623,7 +601,6 @@ JAX_SCRIPT = textwrap.dedent(
     model.compile(optimizer="adam", loss="binary_crossentropy")
     hist = model.fit(ds, epochs=1, verbose=0)
     print("RESULT" + json.dumps({
-        "uses_idg": aug.uses_image_data_generator,
         "tensorflow_loaded": any(m.split(".")[0] == "tensorflow" for m in sys.modules),
         "params": params,
         "loss": hist.history["loss"][-1],
@@ -632,7 +609,7 @@ JAX_SCRIPT = textwrap.dedent(
 )
 
 
-def test_fallback_and_fit_on_jax_without_tensorflow(tmp_path):
+def test_draw_and_fit_on_jax_without_tensorflow(tmp_path):
     cfg = dict(rotation_range=15, width_shift_range=0.1, height_shift_range=0.2, shear_range=5, zoom_range=0.1,
                horizontal_flip=True, vertical_flip=True, brightness_range=[0.9, 1.1])
     script = tmp_path / "jax_check.py"
@@ -643,10 +620,9 @@ def test_fallback_and_fit_on_jax_without_tensorflow(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")][-1]
     result = json.loads(line[len("RESULT"):])
-    assert result["uses_idg"] is False  # ImageDataGenerator was unimportable
     assert result["tensorflow_loaded"] is False
     assert np.isfinite(result["loss"])
-    # the fallback drew exactly what ImageDataGenerator draws here
+    # with ImageDataGenerator unimportable: the same draw as here
     expected = Augmenter(**cfg, elastic=True).get_random_transform((64, 64), 5)
     got = result["params"]
     np.testing.assert_allclose(got.pop("elastic"), expected.pop("elastic"), rtol=1e-6)

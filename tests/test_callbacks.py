@@ -227,31 +227,6 @@ def test_cosine_time_lr_formula():
     assert cosine_time_lr(1e-3, -1.0, 0.05) == pytest.approx(1e-3)
 
 
-def test_cosine_time_lr_warmup():
-    # linear from the floor (alpha * lr) to lr over the first 10 %, then the
-    # cosine over the remaining 90 %: hand values
-    lr, a, w = 1e-3, 0.05, 0.1
-    assert cosine_time_lr(lr, 0.0, a, w) == pytest.approx(0.05e-3)
-    assert cosine_time_lr(lr, 0.05, a, w) == pytest.approx(0.525e-3)  # halfway up
-    assert cosine_time_lr(lr, 0.1, a, w) == pytest.approx(1e-3)  # the peak
-    assert cosine_time_lr(lr, 0.55, a, w) == pytest.approx(0.525e-3)  # half the cosine
-    assert cosine_time_lr(lr, 1.0, a, w) == pytest.approx(0.05e-3)
-    # continuous at the end of the warm-up
-    assert cosine_time_lr(lr, 0.1 - 1e-9, a, w) == pytest.approx(cosine_time_lr(lr, 0.1, a, w))
-    # the same curve as Keras' CosineDecay with its linear warm-up
-    sched = keras.optimizers.schedules.CosineDecay(
-        a * lr, decay_steps=90, alpha=a, warmup_target=lr, warmup_steps=10)
-    for step in (0, 3, 9, 10, 11, 55, 99, 100):
-        assert cosine_time_lr(lr, step / 100, a, w) == pytest.approx(float(sched(step)), rel=1e-5)
-    assert cosine_time_lr(lr, 0.3, a, 0.0) == pytest.approx(cosine_time_lr(lr, 0.3, a))
-    for bad in (1.0, -0.1):
-        with pytest.raises(ValueError, match=rf"warmup must be a fraction in \[0, 1\)\. "
-                                             rf"Received: warmup={bad}"):
-            cosine_time_lr(lr, 0.5, a, bad)
-    with pytest.raises(ValueError, match="warmup must be a fraction"):
-        CosineTimeDecay(lr, total_steps=10, warmup=1.5)
-
-
 class _FakeClock:
     def __init__(self):
         self.now = 1000.0

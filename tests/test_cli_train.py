@@ -45,23 +45,14 @@ def smoke_run(tmp_path_factory, synthetic_isbi_dir):
     run = tmp_path_factory.mktemp("cli") / "run"
     res = _invoke("train", "unet", "--profile", "smoke", "--data", synthetic_isbi_dir, "--out", run,
                   "--epochs", 1, "--val-slices", "24", "--set", "depth=2",
-                  "--ema", 0.9, "--verbose", "0")
+                  "--verbose", "0")
     assert res.exit_code == 0, res.output
-    assert json.loads((run / "config.json").read_text())["config"]["ema_momentum"] == 0.9
     summary = _json_tail(res.output)
     assert summary["last_epoch"] == 1 and summary["val_slices"] == [24]
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["command_line"][:3] == ["keras-unets", "train", "unet"] or cfg[
         "command_line"][0] == "keras-unets"
     return run
-
-
-def test_train_bad_ema_momentum(synthetic_isbi_dir, tmp_path):
-    res = _invoke("train", "unet", "--profile", "smoke", "--data", synthetic_isbi_dir,
-                  "--out", tmp_path / "r", "--ema", 1.0, "--set", "depth=2")
-    assert res.exit_code != 0
-    assert "ema_momentum must be None (off) or a number in (0, 1)" in res.output
-    assert "Received: ema_momentum=1.0" in res.output
 
 
 def test_train_resume_with_out(smoke_run, synthetic_isbi_dir):

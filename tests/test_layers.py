@@ -83,11 +83,10 @@ def _squared_error_grads(models, x, target):
     return grads
 
 
-@pytest.mark.parametrize("remat", [False, True])
-def test_upsample_conv_equals_upsampling_then_conv(remat):
+def test_upsample_conv_equals_upsampling_then_conv():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 4, 4, 5)).astype("float32")
-    fused = _upsample_conv((4, 4, 5), 3, upsample=4, remat=remat)
+    fused = _upsample_conv((4, 4, 5), 3, upsample=4)
     assert fused.output_shape == (None, 16, 16, 3)
     assert [tuple(w.shape) for w in fused.weights] == [(3, 3, 5, 3), (3,)]
     ref = _up_then_conv((4, 4, 5), 3, 4)
@@ -155,23 +154,25 @@ def test_upsample_conv_factorized_at_unknown_sizes():
 def test_upsample_conv_serializes_and_rejects_bad_arguments(tmp_path):
     from keras_unets.layers import UpsampleConv2D
 
-    model = _upsample_conv((4, 4, 2), 3, upsample=2, remat=True)
+    model = _upsample_conv((4, 4, 2), 3, upsample=2)
     path = tmp_path / "uc.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)  # registered: no custom_objects
     layer = loaded.get_layer("uc")
-    assert isinstance(layer, UpsampleConv2D) and layer.upsample == 2 and layer.remat is True
+    assert isinstance(layer, UpsampleConv2D) and layer.upsample == 2 and not layer.factorized
     x = np.ones((1, 4, 4, 2), "float32")
     np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+    # layer configs saved by earlier versions hold "remat": false
+    config = layer.get_config()
+    assert "remat" not in config
+    assert UpsampleConv2D.from_config({**config, "remat": False}).get_config() == config
+    with pytest.raises(ValueError, match="'uc' was saved with remat=True"):
+        UpsampleConv2D.from_config({**config, "remat": True})
     for bad in ({"upsample": 0}, {"upsample": 1.5}, {"upsample": True}):
         with pytest.raises(ValueError, match="`upsample` must be an int >= 1"):
             UpsampleConv2D(3, 3, **bad)
-    with pytest.raises(ValueError, match="`remat` must be True or False"):
-        UpsampleConv2D(3, 3, remat="yes")
     with pytest.raises(ValueError, match="`factorized` must be True or False"):
         UpsampleConv2D(3, 3, factorized=1)
-    with pytest.raises(ValueError, match="choose one"):
-        UpsampleConv2D(3, 3, remat=True, factorized=True)
     for bad, said in (({"kernel_size": 2}, "odd sizes only"),
                       ({"strides": 2}, "1 only"),
                       ({"dilation_rate": 2}, "dilation_rate=(2, 2)"),
@@ -189,6 +190,6 @@ def test_upsample_conv_factorized_serializes(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     layer = loaded.get_layer("uc")
-    assert layer.factorized is True and layer.remat is False
+    assert layer.factorized is True
     x = np.random.default_rng(0).normal(size=(1, 4, 4, 2)).astype("float32")
     np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)

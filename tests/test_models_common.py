@@ -241,12 +241,12 @@ def test_parse_model_spec():
     from keras_unets.models import parse_model_spec
 
     assert parse_model_spec("unet3p_ds") == ("unet3p_ds", {})
-    assert parse_model_spec("unet3p:skip_upsampling=after_conv+cat_channels=8+cgm=false") == (
-        "unet3p", {"skip_upsampling": "after_conv", "cat_channels": 8, "cgm": False})
+    assert parse_model_spec("unet:upsampling=upsample_conv+filters=8+batch_norm=false") == (
+        "unet", {"upsampling": "upsample_conv", "filters": 8, "batch_norm": False})
     assert parse_model_spec("unet:filters=[4,8,16,32,64]")[1] == {"filters": [4, 8, 16, 32, 64]}
-    name, kw = parse_model_spec("unet3p:skip_upsampling=after_conv+filters=4+cat_channels=3")
+    name, kw = parse_model_spec("unet3p:factorize_skips=true+filters=4+cat_channels=3")
     model = get_model(name, input_size=32, **kw)
-    assert model.get_layer("hd1_from_hd5_up").input is model.get_layer("hd1_from_hd5_conv").output
+    assert model.get_layer("hd1_from_hd5_conv").factorized
     with pytest.raises(ValueError, match="Did you mean 'unet3p'"):
         parse_model_spec("unet3:filters=4")
     with pytest.raises(ValueError, match=r"'filters' is not key=value. Received: 'unet:filters'"):
@@ -277,16 +277,14 @@ def test_cli_summary_and_models():
     res = runner.invoke(main, ["summary", "unet", "--input-size", "500"])
     assert res.exit_code != 0 and "496 or 512" in res.output
     # UNet 3+ in the paper's order as written: a pointer to the same network in
-    # less memory; not for the factorized or after_conv forms, nor other networks
+    # less memory; not for the factorized form, nor other networks
     tiny3p = ["summary", "unet3p", "--input-size", "16", "--set", "filters=2",
               "--set", "depth=2", "--set", "cat_channels=2"]
     hint = "--set factorize_skips=true computes the same network"
     res = runner.invoke(main, tiny3p)
     assert res.exit_code == 0 and hint in res.output, res.output
-    for extra in ("factorize_skips=true", "skip_upsampling=\"after_conv\"",
-                  "remat_skips=true"):
-        res = runner.invoke(main, tiny3p + ["--set", extra])
-        assert res.exit_code == 0 and hint not in res.output, (extra, res.output)
+    res = runner.invoke(main, tiny3p + ["--set", "factorize_skips=true"])
+    assert res.exit_code == 0 and hint not in res.output, res.output
     res = runner.invoke(main, args)
     assert hint not in res.output
 

@@ -119,46 +119,6 @@ def test_generic_depth_has_depth_plus_one_inputs():
         assert layer.output.shape[-1] == 9
 
 
-def test_skip_upsampling_after_conv_same_weights_conv_at_source_resolution():
-    kw = dict(input_shape=(32, 32, 1), filters=4, cat_channels=3)
-    before = build_unet3p(**kw)
-    after = build_unet3p(skip_upsampling="after_conv", **kw)
-    assert after.count_params() == before.count_params()
-    shapes = lambda m: {w.path: tuple(w.shape) for w in m.weights}  # noqa: E731
-    assert shapes(after) == shapes(before)
-    for d in range(1, 5):
-        for k in range(d + 1, 6):
-            conv = after.get_layer(f"hd{d}_from_hd{k}_conv")
-            src = "e5_relu2" if k == 5 else f"hd{k}_fuse_relu"
-            assert conv.input is after.get_layer(src).output  # low resolution
-            up = after.get_layer(f"hd{d}_from_hd{k}_up")
-            assert up.input is conv.output and up.size == (2 ** (k - d),) * 2
-            assert after.get_layer(f"hd{d}_from_hd{k}_bn").input is up.output
-            assert up.output.shape[1:] == (32 // 2 ** (d - 1),) * 2 + (3,)
-        # the shallower and same-scale skips are unchanged
-        assert after.get_layer(f"hd{d}_from_e{d}_conv").input is after.get_layer(
-            f"e{d}_relu2").output
-    # same weights, different function (the conv sees source pixels)
-    for layer in after.layers:
-        layer.set_weights(before.get_layer(layer.name).get_weights())
-    x = np.random.default_rng(0).random((2, 32, 32, 1), dtype=np.float32)
-    pb, pa = before.predict(x, verbose=0), after.predict(x, verbose=0)
-    assert pa.shape == pb.shape == (2, 32, 32, 1)
-    assert np.all(np.isfinite(pa)) and not np.allclose(pa, pb, atol=1e-4)
-
-
-def test_skip_upsampling_after_conv_without_batch_norm_and_unknown_value():
-    m = build_unet3p(input_shape=(16, 16, 1), filters=4, depth=2, cat_channels=3,
-                     batch_norm=False, skip_upsampling="after_conv")
-    up = m.get_layer("hd1_from_hd3_up")
-    assert m.get_layer("hd1_from_hd3_relu").input is up.output
-    assert m.get_layer("hd1_from_hd3_conv").activation.__name__ == "linear"
-    assert m.get_layer("hd1_from_e1_conv").activation.__name__ == "relu"
-    with pytest.raises(ValueError, match=r"'before_conv', 'after_conv'.*"
-                                         r"Received: skip_upsampling='late'"):
-        build_unet3p(input_shape=(16, 16, 1), skip_upsampling="late")
-
-
 def _assert_same_function(paper, other, seed):
     """``other`` with ``paper``'s weights: the same outputs, and BCE gradients (TF)."""
     other.set_weights(paper.get_weights())
@@ -174,29 +134,13 @@ def _assert_same_function(paper, other, seed):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_remat_skips_same_function_and_weights_without_up_layers():
-    kw = dict(input_shape=(32, 32, 1), filters=4, depth=2, cat_channels=3)
-    paper = build_unet3p(**kw)
-    remat = build_unet3p(remat_skips=True, **kw)
-    assert [tuple(w.shape) for w in remat.weights] == [tuple(w.shape) for w in paper.weights]
-    names = {layer.name for layer in remat.layers}
-    assert not any(n.endswith("_up") and "_from_hd" in n for n in names)
-    conv = remat.get_layer("hd1_from_hd3_conv")
-    assert type(conv).__name__ == "UpsampleConv2D" and conv.upsample == 4 and conv.remat
-    _assert_same_function(paper, remat, seed=1)
-
-
-def test_remat_skips_validation():
-    kw = dict(input_shape=(32, 32, 1), filters=4, depth=2)
-    with pytest.raises(ValueError, match="nothing large to recompute"):
-        build_unet3p(skip_upsampling="after_conv", remat_skips=True, **kw)
-    with pytest.raises(ValueError, match="`remat_skips` must be True or False"):
-        build_unet3p(remat_skips=1, **kw)
-
-
 def test_factorize_skips_is_the_paper_order_without_up_sampled_maps():
     # same weights, outputs and gradients as the paper's order; no
     # full-resolution wide map in the graph (no _up layers)
+    # float32 gradients through training-mode BN amplify the two orders'
+    # rounding differently for different weights: fixed weights, whatever
+    # ran before (in float64 they agree to 5e-9)
+    keras.utils.set_random_seed(0)
     kw = dict(input_shape=(32, 32, 1), filters=4, depth=3, cat_channels=3)
     paper = build_unet3p(**kw)
     fac = build_unet3p(factorize_skips=True, **kw)
@@ -205,15 +149,24 @@ def test_factorize_skips_is_the_paper_order_without_up_sampled_maps():
                    for layer in fac.layers)
     conv = fac.get_layer("hd1_from_hd4_conv")
     assert type(conv).__name__ == "UpsampleConv2D" and conv.upsample == 8
-    assert conv.factorized and not conv.remat
+    assert conv.factorized
     _assert_same_function(paper, fac, seed=2)
+
+
+def test_factorize_skips_without_batch_norm_fuses_the_relu():
+    kw = dict(input_shape=(16, 16, 1), filters=4, depth=2, cat_channels=3, batch_norm=False)
+    paper, fac = build_unet3p(**kw), build_unet3p(factorize_skips=True, **kw)
+    for m in (paper, fac):
+        assert m.get_layer("hd1_from_hd3_conv").activation.__name__ == "relu"
+        assert m.get_layer("hd1_from_e1_conv").activation.__name__ == "relu"
+        assert not any(layer.name.endswith("_relu") and "_from_" in layer.name
+                       for layer in m.layers)
+    fac.set_weights(paper.get_weights())
+    x = np.random.default_rng(3).random((2, 16, 16, 1)).astype("float32")
+    np.testing.assert_allclose(fac(x), paper(x), atol=1e-5)
 
 
 def test_factorize_skips_validation():
     kw = dict(input_shape=(32, 32, 1), filters=4, depth=2)
-    with pytest.raises(ValueError, match="pass factorize_skips=False with it"):
-        build_unet3p(skip_upsampling="after_conv", factorize_skips=True, **kw)
-    with pytest.raises(ValueError, match="choose one"):
-        build_unet3p(factorize_skips=True, remat_skips=True, **kw)
     with pytest.raises(ValueError, match="`factorize_skips` must be True or False"):
         build_unet3p(factorize_skips="yes", **kw)

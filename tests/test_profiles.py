@@ -7,10 +7,12 @@ from keras_unets.profiles import (
     CONFIG_KEYS,
     PROFILE_NAMES,
     PROFILES,
+    RETIRED_KEYS,
     format_profiles,
     get_profile,
     model_family,
     resolve_config,
+    without_retired_keys,
 )
 
 NETWORKS = ("unet", "unet_report", "unetpp", "unetpp_ds", "unet3p", "unet3p_ds")
@@ -68,7 +70,7 @@ def test_paper_unet3p_is_the_paper_network_factorized(model):
         assert built.count_params() == 26_983_681
     ups = [lay for lay in built.layers if isinstance(lay, UpsampleConv2D)]
     assert len(ups) == 10  # 4 + 3 + 2 + 1 deeper skips
-    assert all(lay.factorized and not lay.remat for lay in ups)
+    assert all(lay.factorized for lay in ups)
 
 
 def test_quick_and_smoke_limits():
@@ -87,8 +89,8 @@ def test_quick_and_smoke_limits():
             model.split("_")[0], 150)
         if model.startswith("unet3p"):
             assert q["model_kwargs"]["factorize_skips"] is True
-        # BCE + Dice on probabilities for all three (trials in profiles.py)
-        assert (q["loss"], q["from_logits"], q["ema_momentum"]) == ("bce_dice", False, None)
+        # BCE + Dice on probabilities for all three
+        assert (q["loss"], q["from_logits"]) == ("bce_dice", False)
         s = get_profile("smoke", model)
         assert s["model_kwargs"]["filters"] == 4 and s["crop"] == 64
         assert (s["epochs"], s["steps_per_epoch"]) == (2, 2)
@@ -139,3 +141,15 @@ def test_smoke_and_quick_kwargs_build(model):
     if model == "unet":
         n = get_model("unet", **get_profile("quick", "unet")["model_kwargs"]).count_params()
         assert 1.8e6 < n < 2.0e6
+
+
+def test_retired_keys_are_read_when_off_and_refused_otherwise():
+    assert not set(RETIRED_KEYS) & set(CONFIG_KEYS)
+    with pytest.raises(ValueError, match="Unknown config keys"):
+        resolve_config("quick", "unet", ema_momentum=0.99)
+    saved = {"seed": 1, "ema_momentum": None, "lr_warmup_fraction": 0.0}
+    assert without_retired_keys(saved) == {"seed": 1}
+    assert "ema_momentum" in saved  # a copy
+    with pytest.raises(ValueError, match=r"runs/a/config\.json sets lr_warmup_fraction=0\.05, "
+                                         r"an option .* only lr_warmup_fraction=0\.0 \(off\)"):
+        without_retired_keys({"lr_warmup_fraction": 0.05}, "runs/a/config.json")

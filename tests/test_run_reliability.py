@@ -16,7 +16,7 @@ import textwrap
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras
 from click.testing import CliRunner  # noqa: E402
 
 from keras_unets import callbacks as C  # noqa: E402
@@ -111,9 +111,9 @@ def test_bad_split_arguments_write_nothing(tmp_path, kwargs, option, expected):
     assert not (tmp_path / "r").exists()
 
 
-def test_kfold_fold_trains_on_the_other_slices_end_to_end(tmp_path, isbi_dir):
+def test_kfold_fold_trains_on_the_other_slices_end_to_end(tmp_path, synthetic_isbi_dir):
     run = tmp_path / "fold1"
-    res = _invoke("train", "unet", "--profile", "smoke", "--data", isbi_dir, "--out", run,
+    res = _invoke("train", "unet", "--profile", "smoke", "--data", synthetic_isbi_dir, "--out", run,
                   "--epochs", 1, "--split", "kfold", "--fold", 1, "--folds", 6,
                   "--set", "depth=2", "--verbose", 2)
     assert res.exit_code == 0, res.output
@@ -126,8 +126,8 @@ def test_kfold_fold_trains_on_the_other_slices_end_to_end(tmp_path, isbi_dir):
     assert _strict_json(run / "results.json")["val_slices"] == [5, 6, 7, 8, 9]
     # a resume keeps the split and refuses another fold
     with pytest.raises(ValueError, match="Cannot change 'fold' when resuming"):
-        train("unet", resume=run, data_dir=isbi_dir, epochs=2, fold=2, verbose=0)
-    r = train("unet", resume=run, data_dir=isbi_dir, epochs=2, verbose=0)
+        train("unet", resume=run, data_dir=synthetic_isbi_dir, epochs=2, fold=2, verbose=0)
+    r = train("unet", resume=run, data_dir=synthetic_isbi_dir, epochs=2, verbose=0)
     assert r.val_slices == (5, 6, 7, 8, 9) and r.last_epoch == 2
     assert _strict_json(run / "config.json")["train_slices"] == cfg["train_slices"]
 
@@ -156,19 +156,19 @@ BAD_OPTIONS = [
 
 
 @pytest.mark.parametrize("option, value, flag, text, expected", BAD_OPTIONS)
-def test_bad_numeric_option_api(tmp_path, isbi_dir, option, value, flag, text, expected):
+def test_bad_numeric_option_api(tmp_path, synthetic_isbi_dir, option, value, flag, text, expected):
     run = tmp_path / "r"
     with pytest.raises(OptionError, match=rf"^{option} must be {expected}.*Received: "
                                           rf"{option}={value!r}"):
-        train("unet", profile="smoke", data_dir=isbi_dir, out=run, model_kwargs=TINY,
+        train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=run, model_kwargs=TINY,
               verbose=0, **{option: value})
     assert not run.exists()
 
 
 @pytest.mark.parametrize("option, value, flag, text, expected", BAD_OPTIONS)
-def test_bad_numeric_option_cli(tmp_path, isbi_dir, option, value, flag, text, expected):
+def test_bad_numeric_option_cli(tmp_path, synthetic_isbi_dir, option, value, flag, text, expected):
     run = tmp_path / "r"
-    res = _invoke("train", "unet", "--profile", "smoke", "--data", isbi_dir, "--out", run,
+    res = _invoke("train", "unet", "--profile", "smoke", "--data", synthetic_isbi_dir, "--out", run,
                   "--set", "depth=2", "--verbose", 0, f"{flag}={text}")
     assert res.exit_code == 2, res.output
     assert f"Invalid value for '{flag}': must be" in res.output
@@ -176,7 +176,7 @@ def test_bad_numeric_option_cli(tmp_path, isbi_dir, option, value, flag, text, e
     assert not run.exists()
 
 
-def test_bad_value_from_overrides_and_on_resume(tmp_path, isbi_dir):
+def test_bad_value_from_overrides_and_on_resume(tmp_path, synthetic_isbi_dir):
     with pytest.raises(OptionError, match=r"^epochs must be an int >= 1.*Received: epochs=2\.5"):
         train("unet", profile="smoke", out=tmp_path / "r", overrides={"epochs": 2.5},
               model_kwargs=TINY, verbose=0)
@@ -191,11 +191,11 @@ def test_bad_value_from_overrides_and_on_resume(tmp_path, isbi_dir):
     assert sorted(p.name for p in run.iterdir()) == before
 
 
-def test_cli_split_errors_name_the_flags(tmp_path, isbi_dir):
+def test_cli_split_errors_name_the_flags(tmp_path, synthetic_isbi_dir):
     for args, flag in ((["--split", "kfold", "--fold", 5, "--folds", 5], "--fold"),
                        (["--split", "kfold", "--fold", 0, "--folds", 1], "--folds"),
                        (["--fold", 1], "--fold")):
-        res = _invoke("train", "unet", "--profile", "smoke", "--data", isbi_dir,
+        res = _invoke("train", "unet", "--profile", "smoke", "--data", synthetic_isbi_dir,
                       "--out", tmp_path / "r", "--verbose", 0, *args)
         assert res.exit_code == 2 and f"Invalid value for '{flag}'" in res.output, res.output
         assert not (tmp_path / "r").exists()
@@ -260,9 +260,9 @@ KILL_POINTS = {
 
 
 @pytest.fixture(scope="module")
-def one_epoch_run(tmp_path_factory, isbi_dir):
+def one_epoch_run(tmp_path_factory, synthetic_isbi_dir):
     run = tmp_path_factory.mktemp("base") / "run"
-    train("unet", profile="smoke", data_dir=isbi_dir, out=run, epochs=1, val_slices="24",
+    train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=run, epochs=1, val_slices="24",
           model_kwargs=TINY, verbose=0)
     return run
 
@@ -280,16 +280,16 @@ def _check_consistent(run, epochs):
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_kill_during_commit_then_resume(point, one_epoch_run, tmp_path, isbi_dir, monkeypatch):
+def test_kill_during_commit_then_resume(point, one_epoch_run, tmp_path, synthetic_isbi_dir, monkeypatch):
     run = tmp_path / "run"
     shutil.copytree(one_epoch_run, run)
     arm, committed = KILL_POINTS[point]
     with monkeypatch.context() as m:
         arm(m)
         with pytest.raises(_Killed):
-            train("unet", resume=run, data_dir=isbi_dir, epochs=2, verbose=0)
+            train("unet", resume=run, data_dir=synthetic_isbi_dir, epochs=2, verbose=0)
     assert _strict_json(run / "state.json")["epochs_completed"] == committed
-    r = train("unet", resume=run, data_dir=isbi_dir, epochs=3, verbose=0)
+    r = train("unet", resume=run, data_dir=synthetic_isbi_dir, epochs=3, verbose=0)
     assert r.epochs_run == 3 - committed and r.last_epoch == 3
     _check_consistent(run, 3)
     rows = read_threshold_table(run / "thresholds.csv")
@@ -316,7 +316,7 @@ def test_recover_run_clears_leftovers_of_killed_writes(one_epoch_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_os_exit_after_commit_rolls_forward(one_epoch_run, tmp_path, isbi_dir):
+def test_os_exit_after_commit_rolls_forward(one_epoch_run, tmp_path, synthetic_isbi_dir):
     """A real process death (``os._exit``) between ``state.json`` and moving the checkpoints."""
     run = tmp_path / "run"
     shutil.copytree(one_epoch_run, run)
@@ -329,13 +329,13 @@ def test_os_exit_after_commit_rolls_forward(one_epoch_run, tmp_path, isbi_dir):
             write_state(self)
             os._exit(9)
         C.AtomicCheckpoint._write_state = die
-        train("unet", resume={str(run)!r}, data_dir={str(isbi_dir)!r}, epochs=2, verbose=0)
+        train("unet", resume={str(run)!r}, data_dir={str(synthetic_isbi_dir)!r}, epochs=2, verbose=0)
     """)
     env = dict(os.environ, KERAS_BACKEND="tensorflow")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 9, out.stderr[-3000:]
     assert (run / ".pending-2" / "last.keras").exists()
-    r = train("unet", resume=run, data_dir=isbi_dir, epochs=3, verbose=0)
+    r = train("unet", resume=run, data_dir=synthetic_isbi_dir, epochs=3, verbose=0)
     assert r.epochs_run == 1
     _check_consistent(run, 3)

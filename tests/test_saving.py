@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras
 from click.testing import CliRunner  # noqa: E402
 
 import keras_unets  # noqa: E402

@@ -168,64 +168,21 @@ def test_mixed_precision_float32_outputs(tmp_path, synthetic_isbi_dir):
     assert 0.0 < r.best_accuracy <= 1.0
 
 
-def test_ema_momentum_sweeps_and_checkpoints_the_average(tmp_path, synthetic_isbi_dir):
-    run = tmp_path / "ema"
+def test_resume_reads_a_config_with_retired_keys_when_off(tmp_path, synthetic_isbi_dir):
+    # run records written before ema_momentum / lr_warmup_fraction were removed
+    run = tmp_path / "old"
     train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=run, epochs=1,
-          val_slices="24", model_kwargs=TINY, overrides={"ema_momentum": 0.5}, verbose=0)
-    cfg = json.loads((run / "config.json").read_text())
-    assert cfg["config"]["ema_momentum"] == 0.5
-    model = load_run_model(run, "last")
-    opt = model.optimizer
-    assert opt.use_ema and opt.ema_momentum == 0.5
-    # the checkpoint holds the averaged weights, and the averages themselves
-    for var, avg in zip(opt._trainable_variables, opt._model_variables_moving_average):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(var),
-                                      keras.ops.convert_to_numpy(avg))
-    # the sweep scored those weights: evaluate_run re-predicts best.keras
-    rows = read_threshold_table(run / "thresholds.csv")
-    res = evaluate_run(run, data_dir=synthetic_isbi_dir)
-    assert res["pixel_accuracy"] == pytest.approx(rows[0]["best_accuracy"], abs=1e-6)
-    r2 = train("unet", resume=run, data_dir=synthetic_isbi_dir, epochs=2, verbose=0)
-    assert r2.last_epoch == 2
+          val_slices="24", model_kwargs=TINY, verbose=0)
+    meta = json.loads((run / "config.json").read_text())
+    meta["config"].update({"ema_momentum": None, "lr_warmup_fraction": 0.0})
+    (run / "config.json").write_text(json.dumps(meta))
+    assert train("unet", resume=run, data_dir=synthetic_isbi_dir, epochs=2, verbose=0).last_epoch == 2
+    assert "ema_momentum" not in json.loads((run / "config.json").read_text())["config"]
 
-    with pytest.raises(ValueError, match=r"ema_momentum must be None \(off\) or a number "
-                                         r"in \(0, 1\).*Received: ema_momentum=1.5"):
-        train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=tmp_path / "bad", epochs=1,
-              val_slices="24", model_kwargs=TINY, overrides={"ema_momentum": 1.5}, verbose=0)
-    assert not (tmp_path / "bad").exists()
-
-
-def test_lr_warmup_fraction_ramps_into_the_cosine(tmp_path, synthetic_isbi_dir):
-    from keras_unets.callbacks import cosine_time_lr
-    from keras_unets.training import _make_optimizer, read_history
-
-    # cosine_time: 2 epochs x 2 steps, a quarter of them warm-up; the logged
-    # rate is the last batch's (steps 1 and 3 of 4)
-    run = tmp_path / "warm"
-    train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=run, val_slices="24",
-          model_kwargs=TINY, verbose=0,
-          overrides={"lr_schedule": "cosine_time", "lr_warmup_fraction": 0.25})
-    assert json.loads((run / "config.json").read_text())["config"]["lr_warmup_fraction"] == 0.25
-    lrs = read_history(run / "history.csv")["lr"]
-    assert lrs == pytest.approx([cosine_time_lr(1e-3, 0.25, 0.0, 0.25),
-                                 cosine_time_lr(1e-3, 0.75, 0.0, 0.25)], rel=1e-5)
-    assert lrs == pytest.approx([1e-3, 0.25e-3], rel=1e-5)
-    # cosine (a step-count schedule): Keras' warm-up, the same curve
-    cfg = {"learning_rate": 1e-3, "optimizer": "adam", "lr_schedule": "cosine",
-           "lr_min_fraction": 0.05, "lr_warmup_fraction": 0.1}
-    opt = _make_optimizer(cfg, 200)
-    sched = opt._learning_rate
-    for step in (0, 10, 20, 110, 200):
-        assert float(sched(step)) == pytest.approx(cosine_time_lr(1e-3, step / 200, 0.05, 0.1),
-                                                   rel=1e-5)
-    # bad values and a warm-up without a cosine: clear errors, nothing written
-    for overrides, match in (
-            ({"lr_schedule": "cosine_time", "lr_warmup_fraction": 1.0},
-             r"lr_warmup_fraction must be a number in \[0, 1\).*Received: lr_warmup_fraction=1\.0"),
-            ({"lr_warmup_fraction": 0.1},
-             r"lr_warmup_fraction=0\.1 needs lr_schedule 'cosine' or 'cosine_time'.*"
-             r"Received: lr_schedule=None")):
-        with pytest.raises(ValueError, match=match):
-            train("unet", profile="smoke", data_dir=synthetic_isbi_dir, out=tmp_path / "bad",
-                  epochs=1, val_slices="24", model_kwargs=TINY, overrides=overrides, verbose=0)
-        assert not (tmp_path / "bad").exists()
+    meta = json.loads((run / "config.json").read_text())
+    meta["config"]["ema_momentum"] = 0.99
+    (run / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"config\.json sets ema_momentum=0\.99, an option "
+                                         r"this version of keras-unets no longer has"):
+        train("unet", resume=run, data_dir=synthetic_isbi_dir, epochs=3, verbose=0)
+    assert json.loads((run / "state.json").read_text())["epochs_completed"] == 2

@@ -133,10 +133,6 @@ def summary_cmd(model_name, input_size, batch_size, optimizer, dtype_policy, ove
         for key in ("arguments", "outputs", "aliased", "temp", "total"):
             click.echo(f"  {key:<16} {format_bytes(xla[key]):>12}")
         click.echo(f"  ({xla['total'] / mem['total']:.2f}x the estimate)")
-        if xla["remat_barriers_kept"] and any(getattr(lay, "remat", False)
-                                              for lay in model.layers):
-            click.echo("  (keras.remat kept as a GPU compiler keeps it: XLA:CPU's "
-                       "cse_barrier_expander pass was off for this compile)")
     verdict = "yes" if fits else "no"
     if xla is not None:
         basis = (f"by XLA's buffers on {xla['platform']}; add the CUDA context and the "

@@ -42,9 +42,6 @@ def _parse_set(pairs):
 @click.option("--crop", type=int, default=None, help="Random crop size in pixels.")
 @click.option("--seed", type=int, default=None)
 @click.option("--lr", "learning_rate", type=float, default=None, help="Learning rate.")
-@click.option("--ema", "ema_momentum", type=float, default=None, metavar="MOMENTUM",
-              help="Sweep and checkpoint an exponential moving average of the weights "
-                   "with this momentum, e.g. 0.99 (default: the profile's; off).")
 @click.option("--mixed-precision", is_flag=True, help="Keras mixed_float16 policy.")
 @click.option("--strategy", type=click.Choice(["default", "mirrored"]), default="default",
               show_default=True, help="mirrored: tf.distribute.MirroredStrategy (TensorFlow).")
@@ -68,7 +65,7 @@ def _parse_set(pairs):
 @click.option("--verbose", type=click.Choice(["auto", "0", "1", "2"]), default="auto",
               show_default=True, help="Keras fit verbosity.")
 def train_cmd(model, profile, data_dir, out, epochs, steps_per_epoch, batch_size, crop,
-              seed, learning_rate, ema_momentum, mixed_precision, strategy, resume, val_slices,
+              seed, learning_rate, mixed_precision, strategy, resume, val_slices,
               split, fold, folds, time_limit_minutes, set_pairs, verbose):
     """Train MODEL (e.g. unet, unetpp, unetpp_ds, unet3p) into a run directory."""
     from keras_unets.data import DataNotFoundError
@@ -87,7 +84,6 @@ def train_cmd(model, profile, data_dir, out, epochs, steps_per_epoch, batch_size
             mixed_precision=mixed_precision, strategy=strategy,
             time_limit_minutes=time_limit_minutes,
             model_kwargs=_parse_set(set_pairs) or None,
-            overrides=None if ema_momentum is None else {"ema_momentum": ema_momentum},
             verbose=verbose if verbose == "auto" else int(verbose),
             command_line=["keras-unets"] + sys.argv[1:],
         )

@@ -335,36 +335,26 @@ def conv_unit(filters, *, name, n_convs=2, kernel_size=3, padding="same",
 
 
 def conv_bn_relu(filters, *, name, kernel_size=3, batch_norm=True,
-                 kernel_initializer="he_normal", bn_momentum=0.99, upsample=1,
-                 upsample_first=1, remat=False, factorized=False):
-    """[Bilinear up-sampling ->] one 3x3 conv (with bias) [-> bilinear up-sampling] [-> BN] -> ReLU.
+                 kernel_initializer="he_normal", bn_momentum=0.99, upsample_first=1,
+                 factorized=False):
+    """[Bilinear up-sampling ->] one 3x3 conv (with bias) [-> BN] -> ReLU.
 
-    The UNet 3+ skip/fusion unit. With ``upsample > 1`` the conv runs at the
-    input's (low) resolution and its output is up-sampled by
-    ``BilinearUpSampling2D(upsample)`` (layer ``{name}_up``) before BN and
-    ReLU; see ``build_unet3p(skip_upsampling="after_conv")``. With
-    ``upsample_first > 1`` the input is up-sampled before the conv, inside
-    the conv layer (``UpsampleConv2D``, layer ``{name}_conv``), which
-    recomputes the up-sampled map in the backward pass when ``remat``, or
-    never forms it when ``factorized``; see ``build_unet3p(remat_skips=True)``
-    and ``build_unet3p(factorize_skips=True)``.
+    The UNet 3+ skip/fusion unit. With ``upsample_first > 1`` the input is
+    up-sampled before the conv, inside the conv layer (``UpsampleConv2D``,
+    layer ``{name}_conv``), which never forms the up-sampled map when
+    ``factorized``; see ``build_unet3p(factorize_skips=True)``.
     """
 
     def apply(x):
-        fused_relu = not batch_norm and upsample == 1
-        conv_kwargs = dict(padding="same", activation="relu" if fused_relu else None,
+        conv_kwargs = dict(padding="same", activation=None if batch_norm else "relu",
                            kernel_initializer=kernel_initializer, name=f"{name}_conv")
         if upsample_first > 1:
-            x = UpsampleConv2D(filters, kernel_size, upsample=upsample_first, remat=remat,
-                               factorized=factorized,
-                               **conv_kwargs)(x)
+            x = UpsampleConv2D(filters, kernel_size, upsample=upsample_first,
+                               factorized=factorized, **conv_kwargs)(x)
         else:
             x = layers.Conv2D(filters, kernel_size, **conv_kwargs)(x)
-        if upsample > 1:
-            x = BilinearUpSampling2D(upsample, name=f"{name}_up")(x)
         if batch_norm:
             x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
-        if not fused_relu:
             x = layers.Activation("relu", name=f"{name}_relu")(x)
         return x
 

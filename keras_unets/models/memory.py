@@ -126,15 +126,7 @@ def estimate_training_memory(model, batch_size=1, optimizer="adam",
     }
 
 
-#: The CPU compiler's pass that erases optimization barriers. XLA:CPU runs it
-#: before its common-subexpression elimination, which then merges a
-#: ``keras.remat`` recomputation with the forward computation it repeats,
-#: undoing the remat; XLA:GPU erases the barriers only after scheduling
-#: (xla/service/gpu/gpu_compiler.cc, "post-scheduling-passes").
-_CPU_BARRIER_PASS = "cse_barrier_expander"
-
-
-def compile_training_step(model, batch_size=1, optimizer="adam", keep_remat=True):
+def compile_training_step(model, batch_size=1, optimizer="adam"):
     """Compile one training step of ``model`` with XLA (JAX backend).
 
     The step does what the step Keras' JAX trainer compiles for ``fit``
@@ -149,13 +141,6 @@ def compile_training_step(model, batch_size=1, optimizer="adam", keep_remat=True
         model: a built ``keras.Model`` with a fixed input shape.
         batch_size: training batch size (>= 1).
         optimizer: a name in :data:`OPTIMIZER_SLOTS` except ``"none"``.
-        keep_remat: on a CPU, compile without XLA:CPU's
-            ``cse_barrier_expander`` pass, so that ``keras.remat`` (e.g.
-            ``build_unet3p(remat_skips=True)``) recomputes in the backward
-            pass as it does on a GPU, instead of being merged back into the
-            forward pass by the CPU compiler's CSE. It changes nothing for a
-            model without remat, and nothing on other platforms (whose
-            compilers keep the barriers through scheduling).
 
     Returns:
         ``(compiled, optimizer, info)``: ``compiled(trainable, non_trainable,
@@ -166,8 +151,7 @@ def compile_training_step(model, batch_size=1, optimizer="adam", keep_remat=True
         three state lists are donated, so pass arrays you no longer need and
         go on with the returned ones);
         ``optimizer`` the built Keras optimizer whose ``variables`` give the
-        initial state; ``info`` a dict with ``platform``, ``device``,
-        ``remat_barriers_kept`` (whether the CPU pass was turned off) and
+        initial state; ``info`` a dict with ``platform``, ``device`` and
         ``memory`` (XLA's buffer sizes as :func:`compiled_training_memory`
         returns them, or None where XLA gives no analysis).
 
@@ -189,8 +173,6 @@ def compile_training_step(model, batch_size=1, optimizer="adam", keep_remat=True
     if opt_name not in _OPTIMIZERS:
         raise ValueError(f"`optimizer` must be one of {sorted(_OPTIMIZERS)}. "
                          f"Received: optimizer={optimizer!r}")
-    if not isinstance(keep_remat, bool):
-        raise ValueError(f"`keep_remat` must be True or False. Received: keep_remat={keep_remat!r}")
     in_shape = tuple(model.input_shape)[1:]
     if any(d is None for d in in_shape):
         raise ValueError(f"The model's input has an unknown size {tuple(model.input_shape)}; "
@@ -229,10 +211,7 @@ def compile_training_step(model, batch_size=1, optimizer="adam", keep_remat=True
         [jax.ShapeDtypeStruct((batch_size,) + tuple(s)[1:], "float32") for s in out_shapes],
     )
     device = jax.devices()[0]
-    kept = keep_remat and device.platform == "cpu"
-    options = {"xla_disable_hlo_passes": _CPU_BARRIER_PASS} if kept else None
-    compiled = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*args).compile(
-        compiler_options=options)
+    compiled = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*args).compile()
     stats = compiled.memory_analysis()
     memory = None
     if stats is not None:
@@ -245,12 +224,11 @@ def compile_training_step(model, batch_size=1, optimizer="adam", keep_remat=True
         memory["total"] = (memory["arguments"] + memory["outputs"] - memory["aliased"]
                            + memory["temp"])
     info = {"platform": device.platform,
-            "device": getattr(device, "device_kind", str(device)),
-            "remat_barriers_kept": kept, "memory": memory}
+            "device": getattr(device, "device_kind", str(device)), "memory": memory}
     return compiled, opt, info
 
 
-def compiled_training_memory(model, batch_size=1, optimizer="adam", keep_remat=True):
+def compiled_training_memory(model, batch_size=1, optimizer="adam"):
     """XLA's buffer assignment for one training step of ``model`` (JAX backend).
 
     Compiles the step of :func:`compile_training_step` and reads the
@@ -263,31 +241,25 @@ def compiled_training_memory(model, batch_size=1, optimizer="adam", keep_remat=T
     The figure depends on the compiler: XLA on a CPU fuses and schedules
     differently from XLA on a GPU (and, on a CPU, may compute float16
     convolutions in float32), so compile on the device the question is
-    about. ``keep_remat`` (default) keeps ``keras.remat`` in effect on a CPU
-    as a GPU compiler would (see :func:`compile_training_step`); with
-    ``keep_remat=False`` the CPU compiler undoes it (measured: UNet 3+ with
-    ``remat_skips`` at 512 x 512, batch 1, float32: 5,989 MiB kept, 6,722
-    MiB undone, the same as without remat; ``bench/bench_memory.py``).
+    about.
 
     Args:
         model: a built ``keras.Model`` with a fixed input shape.
         batch_size: training batch size (>= 1).
         optimizer: a name in :data:`OPTIMIZER_SLOTS` except ``"none"``.
-        keep_remat: see :func:`compile_training_step`.
 
     Returns:
         dict: ``arguments``, ``outputs``, ``aliased`` (outputs written into
         donated arguments), ``temp`` and ``total`` (= arguments + outputs -
         aliased + temp) in bytes, ``platform`` / ``device`` (where it was
-        compiled) and ``remat_barriers_kept``.
+        compiled).
 
     Raises:
         RuntimeError: the Keras backend is not JAX, or XLA gave no analysis.
-        ValueError: a bad ``batch_size``, ``optimizer`` or ``keep_remat``, or
-            a model input of unknown size.
+        ValueError: a bad ``batch_size`` or ``optimizer``, or a model input of
+            unknown size.
     """
-    _, _, info = compile_training_step(model, batch_size=batch_size,
-                                       optimizer=optimizer, keep_remat=keep_remat)
+    _, _, info = compile_training_step(model, batch_size=batch_size, optimizer=optimizer)
     memory = info.pop("memory")
     if memory is None:
         raise RuntimeError(f"XLA gave no memory analysis for the compiled step on "

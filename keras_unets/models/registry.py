@@ -132,8 +132,8 @@ def parse_model_spec(spec):
     ``true``/``false``, lists), else kept as strings; the name is checked
     against the registry.
 
-    >>> parse_model_spec("unet3p:skip_upsampling=after_conv+cat_channels=32")
-    ('unet3p', {'skip_upsampling': 'after_conv', 'cat_channels': 32})
+    >>> parse_model_spec("unet:upsampling=upsample_conv+filters=32")
+    ('unet', {'upsampling': 'upsample_conv', 'filters': 32})
     >>> parse_model_spec("unet")
     ('unet', {})
     """

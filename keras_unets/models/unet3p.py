@@ -44,9 +44,6 @@ from keras import layers
 from keras_unets.layers import BilinearUpSampling2D, ClassGuidance
 from keras_unets.models import blocks
 
-#: Values of ``build_unet3p(skip_upsampling=...)``.
-SKIP_UPSAMPLING = ("before_conv", "after_conv")
-
 
 def build_unet3p(
     *,
@@ -56,8 +53,6 @@ def build_unet3p(
     filters=64,
     depth=4,
     cat_channels=None,
-    skip_upsampling="before_conv",
-    remat_skips=False,
     factorize_skips=False,
     batch_norm=True,
     bn_momentum=0.99,
@@ -83,45 +78,20 @@ def build_unet3p(
         cat_channels: channels of each full-scale skip (paper: 64 =
             ``filters[0]``); the fused decoder width is
             ``cat_channels * (depth + 1)`` (paper: 320).
-        skip_upsampling: where the deeper decoder maps X_De^{i+1..} are
-            bilinearly up-sampled in each full-scale skip.
-            ``"before_conv"`` (paper and official code): up-sample, then the
-            3x3 conv to ``cat_channels`` at the node's resolution.
-            ``"after_conv"``: the 3x3 conv runs at the source's resolution
-            and its ``cat_channels`` output is up-sampled, then BN + ReLU.
-            Same layers and parameter count; both orders are linear maps of
-            the source, but the conv's receptive field is measured in source
-            pixels, so the results differ. It removes the up-sampled copies
-            of the wide deep maps (X_En^5 x16 to full size at 16x its
-            channels) and 45 % of the conv multiply-adds of the quick
-            profile's UNet 3+ (4.80 -> 2.62 G per 256 x 256 image;
-            BENCHMARKS.md, "UNet 3+ skip order").
-        remat_skips: with ``skip_upsampling="before_conv"``, up-sample each
-            deeper decoder map inside its skip's conv layer
-            (:class:`keras_unets.layers.UpsampleConv2D`, layer
-            ``hd{d}_from_hd{k}_conv``; no ``_up`` layer) and recompute the
-            up-sampled map in the backward pass instead of keeping it
-            (``keras.remat``). Same function, weights and weight order as
-            the paper's order without it (``set_weights`` carries over).
-            ``factorize_skips`` does better on every measure taken; this
-            stays for comparison. Measured at 512 x 512, batch 1, float32
-            (BENCHMARKS.md "Training memory"): XLA's buffers 5,989 MiB
-            against 6,722 (with XLA:CPU's barrier pass off, as a GPU
-            compiler keeps remat; see ``compile_training_step``).
-        factorize_skips: with ``skip_upsampling="before_conv"``, compute each
-            deeper skip's up-sample-then-conv exactly without forming the
-            up-sampled map (:class:`keras_unets.layers.UpsampleConv2D` with
-            ``factorized=True``, layer ``hd{d}_from_hd{k}_conv``): the 3x3
-            kernel's channel mixing runs at the source's resolution, and the
-            shifted bilinear up-sampling is two contractions. Same function
-            (to float rounding), weights and weight order as the paper's
-            order; no intermediate larger than 1.5x a skip's
-            ``cat_channels``-wide output.
-            The paper profile's setting. Measured at 512 x 512, batch 1,
-            float32: XLA's buffers 4,384 MiB against 6,722 as written (and
-            4,331 for ``"after_conv"``); a TensorFlow training step at 256
-            x 256 in 0.60x the time of the paper's order as written
-            (BENCHMARKS.md "UNet 3+ skip order").
+        factorize_skips: compute each deeper skip's up-sample-then-conv
+            exactly without forming the up-sampled map
+            (:class:`keras_unets.layers.UpsampleConv2D` with
+            ``factorized=True``, layer ``hd{d}_from_hd{k}_conv``; no
+            ``hd{d}_from_hd{k}_up`` layer): the 3x3 kernel's channel mixing
+            runs at the source's resolution, and the shifted bilinear
+            up-sampling is two contractions. Same function (to float
+            rounding), weights and weight order as without it
+            (``set_weights`` carries over); no intermediate larger than 1.5x
+            a skip's ``cat_channels``-wide output. The paper and quick
+            profiles' setting. Measured at 512 x 512, batch 1, float32: XLA's
+            buffers 4,384 MiB against 6,722 as written; a TensorFlow training
+            step at 256 x 256 in 0.60x the time (BENCHMARKS.md "UNet 3+ skip
+            order").
         batch_norm: BN after every conv (paper/official: True).
         bn_momentum: momentum of the BatchNormalization moving statistics
             (Keras default 0.99). After N steps they still hold 0.99**N of
@@ -158,36 +128,9 @@ def build_unet3p(
         cat_channels = filters[0]
     blocks.check_int("cat_channels", cat_channels, minimum=1)
     cgm_dropout = blocks.check_rate("cgm_dropout", cgm_dropout)
-    if skip_upsampling not in SKIP_UPSAMPLING:
-        raise ValueError(
-            f"`skip_upsampling` must be one of {', '.join(map(repr, SKIP_UPSAMPLING))}. "
-            f"Received: skip_upsampling={skip_upsampling!r}")
-    if not isinstance(remat_skips, bool):
-        raise ValueError(f"`remat_skips` must be True or False. Received: "
-                         f"remat_skips={remat_skips!r}")
     if not isinstance(factorize_skips, bool):
         raise ValueError(f"`factorize_skips` must be True or False. Received: "
                          f"factorize_skips={factorize_skips!r}")
-    if factorize_skips and skip_upsampling != "before_conv":
-        raise ValueError(
-            "`factorize_skips` computes the paper's order (skip_upsampling='before_conv') "
-            "without its up-sampled maps; 'after_conv' is a different network that has "
-            "none: pass factorize_skips=False with it (the paper profile turns "
-            "factorize_skips on). "
-            f"Received: skip_upsampling={skip_upsampling!r}, factorize_skips=True")
-    if factorize_skips and remat_skips:
-        raise ValueError(
-            "`factorize_skips` and `remat_skips` are two ways to compute the paper's skips "
-            "in less memory; choose one (factorize_skips never forms the up-sampled maps, "
-            "so it has nothing to recompute). Received: factorize_skips=True, "
-            "remat_skips=True")
-    if remat_skips and skip_upsampling != "before_conv":
-        raise ValueError(
-            "`remat_skips` recomputes the up-sampled maps of the paper's order "
-            "(skip_upsampling='before_conv'); with 'after_conv' the skips are "
-            "up-sampled after their conv and there is nothing large to recompute: "
-            "pass remat_skips=False with it. "
-            f"Received: skip_upsampling={skip_upsampling!r}, remat_skips=True")
     bn_momentum = blocks.check_bn_momentum(bn_momentum)
     for arg, value in (("deep_supervision", deep_supervision), ("cgm", cgm),
                        ("batch_norm", batch_norm)):
@@ -228,13 +171,10 @@ def build_unet3p(
                            kernel_initializer, bn_momentum)(enc[d]))
         for k in range(d + 1, n_scales + 1):  # deeper decoder maps, up-sampled
             f = 2 ** (k - d)
-            if skip_upsampling == "after_conv":
-                parts.append(_skip(cat_channels, f"hd{d}_from_hd{k}", batch_norm,
-                                   kernel_initializer, bn_momentum, upsample=f)(dec[k]))
-            elif remat_skips or factorize_skips:
+            if factorize_skips:
                 parts.append(_skip(cat_channels, f"hd{d}_from_hd{k}", batch_norm,
                                    kernel_initializer, bn_momentum, upsample_first=f,
-                                   remat=remat_skips, factorized=factorize_skips)(dec[k]))
+                                   factorized=True)(dec[k]))
             else:
                 u = BilinearUpSampling2D(f, name=f"hd{d}_from_hd{k}_up")(dec[k])
                 parts.append(_skip(cat_channels, f"hd{d}_from_hd{k}", batch_norm,
@@ -271,9 +211,8 @@ def build_unet3p(
     return keras.Model(inputs, outputs, name=name)
 
 
-def _skip(channels, name, batch_norm, kernel_initializer, bn_momentum, upsample=1,
-          upsample_first=1, remat=False, factorized=False):
+def _skip(channels, name, batch_norm, kernel_initializer, bn_momentum, upsample_first=1,
+          factorized=False):
     return blocks.conv_bn_relu(channels, name=name, batch_norm=batch_norm,
                                kernel_initializer=kernel_initializer, bn_momentum=bn_momentum,
-                               upsample=upsample, upsample_first=upsample_first, remat=remat,
-                               factorized=factorized)
+                               upsample_first=upsample_first, factorized=factorized)
