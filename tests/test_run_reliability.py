@@ -16,7 +16,6 @@ import textwrap
 import numpy as np
 import pytest
 
-import keras
 from click.testing import CliRunner  # noqa: E402
 
 from keras_unets import callbacks as C  # noqa: E402
