@@ -24,7 +24,6 @@ ISBI stacks (TIFF volumes, folders of ``{i}.png`` slices) are scored by
 :func:`keras_unets.metrics.evaluate` as before; :func:`is_slice_folder`
 tells the two kinds of folder apart.
 """
-import math
 from pathlib import Path
 from typing import NamedTuple
 

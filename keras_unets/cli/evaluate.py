@@ -283,7 +283,8 @@ def _evaluate_multiclass_stacks(pred, labels_path, slices, classes, as_json):
     "labels_path",
     required=True,
     type=click.Path(path_type=str),
-    help="Label stack (TIFF volume or folder of {i}.png), 255 = cell, 0 = membrane.",
+    help="Label stack (TIFF volume or folder of {i}.png), 255 = cell, 0 = membrane; or a "
+    "folder of masks of any names (binary or class indices), paired with PRED's files by name.",
 )
 @click.option(
     "--slices",
