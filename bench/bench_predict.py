@@ -1,6 +1,6 @@
 """Benchmark: overlap-tile prediction of the ISBI 2012 test volume.
 
-What is timed: :func:`keras_unets.predict.predict_tiled` over the slices of
+What is timed: :func:`keras_unets.inference.predict_tiled` over the slices of
 ``$ISBI2012_DIR/test-volume.tif`` (30 x 512 x 512; ``--slices`` takes the
 first N), with and without test-time augmentation (the 8 flips/90-degree
 rotations, U-Net paper sec. 3.1 used 7 rotations), reported as slices per
@@ -51,7 +51,7 @@ def main(argv=None):
     from keras_unets.data import read_stack
     from keras_unets.io import atomic_write_text
     from keras_unets.models import get_model
-    from keras_unets.predict import model_stride, predict_tiled, tile_plan
+    from keras_unets.inference.predict import model_stride, predict_tiled, tile_plan
     from keras_unets.profiles import get_profile
 
     data_dir = Path(os.environ.get("ISBI2012_DIR", ""))

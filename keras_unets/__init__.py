@@ -20,7 +20,7 @@ from keras_unets.saving import load_model  # noqa: E402 - registers the custom o
 _LAZY = {
     "train": ("keras_unets.training", "train"),
     "evaluate_run": ("keras_unets.training", "evaluate_run"),
-    "predict_tiled": ("keras_unets.predict", "predict_tiled"),
+    "predict_tiled": ("keras_unets.inference.predict", "predict_tiled"),
 }
 
 __all__ = ["__version__", "evaluate_run", "load_model", "predict_tiled", "train"]

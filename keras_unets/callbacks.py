@@ -36,7 +36,7 @@ from keras_unets.io import (
     temporary_sibling,
 )
 from keras_unets.metrics import threshold_sweep, to_uint8
-from keras_unets.predict import _run
+from keras_unets.inference.predict import _run
 
 __all__ = [
     "ThresholdSweep",
@@ -110,7 +110,7 @@ class ThresholdSweep(keras.callbacks.Callback):
         curve_path: PNG of the last epoch's accuracy vs threshold (Fig. 10).
         history_path: PNG of the best accuracy per epoch (Fig. 11).
         tile: ``None`` to predict whole slices (same-padding models), or a
-            tile size for :func:`keras_unets.predict.predict_tiled` (needed
+            tile size for :func:`keras_unets.inference.predict_tiled` (needed
             for valid-padding models).
         batch_size: slices (or tiles) per forward pass.
         from_logits: the model outputs logits: apply a sigmoid in numpy.
@@ -165,7 +165,7 @@ class ThresholdSweep(keras.callbacks.Callback):
             probs = _predict_whole(model, x, self.batch_size)
             probs = {n: p for n, p in probs.items() if n in names}
         else:
-            from keras_unets.predict import predict_tiled
+            from keras_unets.inference.predict import predict_tiled
 
             # one overlap-tile pass for all heads
             probs = predict_tiled(model, self.images, tile=self.tile,
@@ -704,9 +704,9 @@ def load_state(run_dir):
 class MulticlassValidation(keras.callbacks.Callback):
     """After each epoch: predict the validation images, score K-class segmentation.
 
-    Each image is predicted whole, whatever its size, with
-    :func:`keras_unets.predict.predict_padded` (same-padding models; any
-    input channels), the class map is the argmax over the K softmax
+    Each image is predicted at its own size, whatever it is, with
+    :func:`keras_unets.inference.predict_images` (overlap-tile; any input
+    channels), the class map is the argmax over the K softmax
     channels, and :func:`keras_unets.metrics.evaluate_multiclass` pools the
     pixels of all images. Writes into ``logs`` (before any callback that
     reads them, as for :class:`ThresholdSweep`): ``val_mean_dice`` (mean
@@ -765,15 +765,16 @@ class MulticlassValidation(keras.callbacks.Callback):
 
     def predict(self, model=None):
         """Class maps ``uint8 (H, W)`` of the validation images."""
-        from keras_unets.predict import predict_padded
+        from keras_unets.inference.predict import predict_images
 
         model = model or self.model
         maps = []
-        for image in self.images:
-            probs = predict_padded(model, image, output=self.output, from_logits=self.from_logits)
-            if probs.shape[-1] != self.classes:
+        for probs in predict_images(model, self.images, output=self.output,
+                                    from_logits=self.from_logits, progress=False):
+            channels = probs.shape[-1] if probs.ndim == 3 else 1
+            if channels != self.classes:
                 raise ValueError(
-                    f"The model predicts {probs.shape[-1]} channels for classes={self.classes}; "
+                    f"The model predicts {channels} channels for classes={self.classes}; "
                     "build it with num_classes=K (a K-channel softmax)."
                 )
             maps.append(np.argmax(probs, axis=-1).astype(np.uint8))

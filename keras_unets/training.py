@@ -321,7 +321,7 @@ def _check_crop(crop, slice_size):
 
 def _check_crop_for_model(model, crop):
     """A same-padding model must take ``crop x crop`` tiles (e.g. a multiple of 2**depth)."""
-    from keras_unets.predict import check_tile
+    from keras_unets.inference.predict import check_tile
 
     try:
         check_tile(model, crop)
@@ -1010,7 +1010,7 @@ def evaluate_run(run_dir, *, checkpoint="best", data_dir=None, slices=None, tta=
     """
     from keras_unets.data import format_slices, load_isbi2012, parse_slices
     from keras_unets.metrics import evaluate, to_uint8
-    from keras_unets.predict import predict_tiled
+    from keras_unets.inference.predict import predict_tiled
 
     run_dir = Path(run_dir)
     with open(run_dir / "config.json", encoding="utf-8") as fh:

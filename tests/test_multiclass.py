@@ -11,7 +11,6 @@ from keras_unets.folders import from_arrays
 from keras_unets.losses import CategoricalCEDiceLoss, categorical_ce_dice_loss
 from keras_unets.metrics import class_scores, confusion_matrix, evaluate_multiclass
 from keras_unets.models import build_unet
-from keras_unets.predict import predict_padded
 
 
 def _class_map(h, w, seed, classes=3):
@@ -202,26 +201,8 @@ def test_multiclass_metrics_invariants():
 
 
 # ---------------------------------------------------------------------------
-# whole-image prediction and the validation callback
+# the validation callback
 # ---------------------------------------------------------------------------
-
-
-def test_predict_padded_keeps_any_size_and_channels():
-    keras.utils.set_random_seed(0)
-    model = build_unet(filters=4, depth=2, num_classes=3, input_channels=3, dropout=0.0)
-    image = np.random.default_rng(0).integers(0, 256, (13, 22, 3), dtype=np.uint8)
-    probs = predict_padded(model, image)
-    assert probs.shape == (13, 22, 3)
-    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-5)
-    # the crop of the padded prediction is the centre of a direct run on the padded image
-    padded = np.pad(image, ((1, 2), (1, 1), (0, 0)), mode="reflect")
-    direct = np.asarray(model.predict_on_batch(padded[None].astype(np.float32) / 255.0))[0]
-    np.testing.assert_allclose(probs, direct[1:14, 1:23], atol=1e-6)
-    valid = build_unet(filters=4, depth=2, padding="valid", input_shape=(44, 44, 1), dropout=0.0)
-    with pytest.raises(ValueError, match="fixed input size 44; use predict_tiled"):
-        predict_padded(valid, np.zeros((48, 48), np.uint8))
-    with pytest.raises(ValueError, match="uint8"):
-        predict_padded(model, image.astype(np.float32))
 
 
 def test_multiclass_validation_callback_logs_and_csv(tmp_path):

@@ -187,7 +187,7 @@ def test_smoke_tta_numbers_match_an_independent_recomputation(smoke_results, sma
     """
     from keras_unets.data import load_split
     from keras_unets.metrics import to_uint8
-    from keras_unets.predict import predict_tiled
+    from keras_unets.inference.predict import predict_tiled
 
     def by_hand(model, images):
         total = np.zeros(images.shape, np.float64)

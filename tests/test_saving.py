@@ -156,7 +156,7 @@ def test_import_registers_every_custom_object_and_nothing_heavier(fresh_report):
 
 
 def test_lazy_attributes_still_work():
-    from keras_unets.predict import predict_tiled
+    from keras_unets.inference.predict import predict_tiled
     from keras_unets.training import evaluate_run, train
 
     assert keras_unets.train is train

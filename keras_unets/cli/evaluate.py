@@ -1,8 +1,10 @@
-"""``keras-unets evaluate``: score a probability volume against labels.
+"""``keras-unets evaluate``: score predictions against labels.
 
 A thin layer over :func:`keras_unets.metrics.evaluate` (the report's pixel
 accuracy and its threshold sweep, Dice, IoU) and :mod:`keras_unets.isbi`
-(V_rand, V_info, Rand error, pixel error of the ISBI 2012 challenge).
+(V_rand, V_info, Rand error, pixel error of the ISBI 2012 challenge) for
+stacks, and over :func:`keras_unets.evaluation.evaluate_folders` for two
+folders of masks paired by file name (any sizes, binary or K classes).
 """
 import json
 import math
@@ -156,6 +158,124 @@ def format_table(result, *, slice_ids, given_threshold, sweep=None):
     return "\n".join(out)
 
 
+def format_folder_table(result, *, stems, given_threshold, sweep=None):
+    """Markdown table of an :func:`~keras_unets.evaluation.evaluate_folders` result."""
+
+    def num(value):
+        return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+    out = [f"Images: {len(stems)} ({', '.join(stems[:5])}{', ...' if len(stems) > 5 else ''})", ""]
+    if result["classes"] == 2:
+        t = result["threshold"]
+        how = "given" if given_threshold else "best"
+        rows = [
+            ("pixel accuracy (all pixels)", num(result["pixel_accuracy"]), f"pred > {t} ({how})"),
+            ("best threshold (0-255)", str(result["best_threshold"]),
+             f"accuracy {num(result['best_accuracy'])}"),
+            ("Dice (foreground, all pixels)", num(result["dice"]), f"pred > {t}"),
+            ("IoU (foreground, all pixels)", num(result["iou"]), f"pred > {t}"),
+        ]
+        rows += [(name, num(result[key]), f"prob > {result[key + '_threshold']:.1f}")
+                 for name, key in (("V_rand (thinned, ISBI 2013)", "v_rand"),
+                                   ("V_info (thinned, ISBI 2013)", "v_info"),
+                                   ("Rand error (ISBI 2012)", "rand_error"),
+                                   ("pixel error (ISBI 2012)", "pixel_error"))
+                 if key in result and result[key + "_threshold"] is not None
+                 and not math.isnan(result[key + "_threshold"])]
+        rows += [(f"{name} (0.01 grid)", num(result[f"{key}_fine"]),
+                  f"prob > {result[f'{key}_fine_threshold']:.2f}")
+                 for name, key in (("V_rand", "v_rand"), ("V_info", "v_info"))
+                 if f"{key}_fine" in result and not math.isnan(result[f"{key}_fine_threshold"])]
+        out += ["| metric | value | at |", "|---|---|---|"]
+        out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+        if sweep is not None:
+            out += ["", "Threshold sweep (pred > t, all pixels), every 16th t and the best:", "",
+                    "| t | accuracy |", "|---|---|"]
+            shown = sorted(set(range(0, 256, 16)) | {255, result["best_threshold"]})
+            out += [f"| {k}{' (best)' if k == result['best_threshold'] else ''} | {sweep[k]:.4f} |"
+                    for k in shown]
+        return "\n".join(out)
+    out += ["| class | Dice | IoU |", "|---|---|---|"]
+    out += [f"| {c['class']} | {num(c['dice'])} | {num(c['iou'])} |" for c in result["per_class"]]
+    out += [f"| mean (classes 1..{result['classes'] - 1}) | {num(result['mean_dice'])} | "
+            f"{num(result['iou'])} |", "",
+            f"Pixel accuracy: {num(result['pixel_accuracy'])}", "",
+            "Confusion matrix (rows: label class, columns: predicted class; pixels):", "",
+            "| label \\ pred | " + " | ".join(str(k) for k in range(result["classes"])) + " |",
+            "|---" * (result["classes"] + 1) + "|"]
+    out += [f"| {k} | " + " | ".join(str(v) for v in row) + " |"
+            for k, row in enumerate(result["confusion_matrix"])]
+    return "\n".join(out)
+
+
+def _folder_mode(pred, labels_path, slices, mask_suffix, classes):
+    """True when PRED and LABELS are two folders to pair by name (not ISBI slice folders)."""
+    from pathlib import Path
+
+    from keras_unets.data import DataFormatError
+    from keras_unets.evaluation import is_slice_folder
+
+    if not (Path(pred).is_dir() and Path(labels_path).is_dir()):
+        return False
+    if slices is not None:
+        return False
+    if mask_suffix or classes is not None:
+        return True
+    try:
+        return not (is_slice_folder(pred) and is_slice_folder(labels_path))
+    except DataFormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _evaluate_folders(pred, labels_path, *, mask_suffix, classes, threshold, sweep, fine_grid,
+                      as_json):
+    from keras_unets.data import DataFormatError, DataNotFoundError
+    from keras_unets.evaluation import evaluate_folders, read_label_pairs
+
+    try:
+        pairs = read_label_pairs(pred, labels_path, mask_suffix=mask_suffix or "")
+        result, curve = evaluate_folders(pred, labels_path, classes=classes, threshold=threshold,
+                                         fine_grid=fine_grid, pairs=pairs)
+    except (DataNotFoundError, DataFormatError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if result["classes"] > 2 and sweep:
+        raise click.UsageError(
+            f"--sweep applies to binary labels; LABELS {labels_path} has {result['classes']} classes.")
+    if not sweep:
+        curve = None
+    if as_json:
+        payload = {
+            "pred": str(pred),
+            "labels": str(labels_path),
+            "stems": list(pairs.stems),
+            **({"threshold_source": "given" if threshold is not None else "best"}
+               if result["classes"] == 2 else {}),
+            **{k: _json_safe(v) for k, v in result.items()},
+        }
+        if curve is not None:
+            payload["sweep"] = [float(v) for v in curve]
+        click.echo(json.dumps(payload, indent=2, allow_nan=False))
+    else:
+        click.echo(format_folder_table(result, stems=list(pairs.stems),
+                                       given_threshold=threshold is not None, sweep=curve))
+
+
+def _evaluate_multiclass_stacks(pred, labels_path, slices, classes, as_json):
+    from keras_unets.metrics import evaluate_multiclass
+
+    pred_arr, labels_arr, ids = load_pair(pred, labels_path, slices)
+    try:
+        result = evaluate_multiclass(pred_arr, labels_arr, classes)
+    except ValueError as exc:
+        raise click.ClickException(f"{exc} (PRED {pred}, LABELS {labels_path})") from exc
+    result = {"classes": classes, "images": len(ids), **result}
+    if as_json:
+        click.echo(json.dumps({"pred": str(pred), "labels": str(labels_path), "slices": list(ids),
+                               **result}, indent=2, allow_nan=False))
+    else:
+        click.echo(format_folder_table(result, stems=[str(i) for i in ids], given_threshold=False))
+
+
 @click.command("evaluate")
 @click.argument("pred", type=click.Path(path_type=str))
 @click.option(
@@ -163,7 +283,8 @@ def format_table(result, *, slice_ids, given_threshold, sweep=None):
     "labels_path",
     required=True,
     type=click.Path(path_type=str),
-    help="Label stack (TIFF volume or folder of {i}.png), 255 = cell, 0 = membrane.",
+    help="Label stack (TIFF volume or folder of {i}.png), 255 = cell, 0 = membrane; or a "
+    "folder of masks of any names (binary or class indices), paired with PRED's files by name.",
 )
 @click.option(
     "--slices",
@@ -187,9 +308,24 @@ def format_table(result, *, slice_ids, given_threshold, sweep=None):
     help="Also maximise V_rand and V_info over thresholds 0.00, 0.01, ..., 1.00 "
     "(the challenge uses 0.0, 0.1, ..., 1.0; about 2 s per 512x512 slice).",
 )
+@click.option(
+    "--mask-suffix",
+    default=None,
+    metavar="S",
+    help="Folders: the label of PRED's <stem>.png is LABELS' <stem>S.png (e.g. _mask).",
+)
+@click.option(
+    "--classes",
+    type=click.IntRange(1, 256),
+    default=None,
+    metavar="K",
+    help="Labels are class indices 0..K-1 (K >= 3), or binary (1 or 2). Default: "
+    "inferred from the labels (folders); binary (stacks).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
-def evaluate_command(pred, labels_path, slices, threshold, sweep, fine_grid, as_json):
-    """Score a probability volume PRED (uint8 0-255, TIFF or PNG folder) against --labels.
+def evaluate_command(pred, labels_path, slices, threshold, sweep, fine_grid, mask_suffix, classes,
+                     as_json):
+    """Score predictions PRED against --labels: two stacks, or two folders paired by name.
 
     Reports the pixel accuracy of the "U-Net School" report (pred > t -> 255
     compared with the labels, pooled over slices) at --threshold or at the
@@ -199,13 +335,43 @@ def evaluate_command(pred, labels_path, slices, threshold, sweep, fine_grid, as_
     V_info also over 0.00, 0.01, ..., 1.00) and per-slice Dice and IoU of
     the cell class (slices where both masks are empty are skipped).
 
+    Stacks (TIFF volumes or folders of {i}.png slices; PRED a probability
+    volume, uint8 0-255): as above. With --classes K >= 3, PRED holds class
+    indices and the K-class scores below are reported instead.
+
+    Folders of any file names (PRED = `keras-unets predict`'s OUT/masks,
+    LABELS = the mask folder; files paired by stem, --mask-suffix as for
+    training): images of any sizes. Binary labels (0 and one foreground
+    value; PRED masks 0/255 or probabilities 0-255): pixel accuracy, Dice
+    and IoU pooled over all pixels, plus the ISBI scores when all images
+    have one size. Labels with classes 0..K-1 (--classes K or inferred):
+    per-class Dice and IoU, their mean over classes 1..K-1, pixel accuracy
+    and the confusion matrix.
+
     Example: keras-unets evaluate pred.tif --labels train-labels.tif --slices 25-29
+
+    Example: keras-unets evaluate out/masks --labels my_data/masks --json
     """
     from keras_unets.isbi import fine_scores
     from keras_unets.metrics import evaluate, threshold_sweep
 
     if sweep and threshold is not None:
         raise click.UsageError("Give either --threshold T or --sweep, not both.")
+    if _folder_mode(pred, labels_path, slices, mask_suffix, classes):
+        _evaluate_folders(pred, labels_path, mask_suffix=mask_suffix, classes=classes,
+                          threshold=threshold, sweep=sweep, fine_grid=fine_grid, as_json=as_json)
+        return
+    if mask_suffix:
+        raise click.UsageError(
+            "--mask-suffix pairs two folders by file name; PRED and LABELS here are stacks "
+            f"(PRED {pred}, LABELS {labels_path}) or --slices was given.")
+    if classes is not None and classes >= 3:
+        if threshold is not None or sweep or fine_grid:
+            raise click.UsageError(
+                "--threshold, --sweep and --fine-grid apply to binary labels, not --classes "
+                f"{classes}.")
+        _evaluate_multiclass_stacks(pred, labels_path, slices, classes, as_json)
+        return
     pred_arr, labels_arr, ids = load_pair(pred, labels_path, slices)
     try:
         result = evaluate(pred_arr, labels_arr, threshold=threshold)

@@ -1,11 +1,10 @@
 """``keras-unets train``, ``keras-unets predict`` and ``keras-unets profiles``.
 
 A thin click layer over :func:`keras_unets.training.train`,
-:func:`keras_unets.predict.predict_tiled` and :mod:`keras_unets.profiles`.
+:func:`keras_unets.inference.predict_folder` and :mod:`keras_unets.profiles`.
 """
 import json
 import sys
-from pathlib import Path
 
 import click
 
@@ -110,44 +109,6 @@ def _bad_parameter(exc):
                               param_hint=f"'{flag}'")
 
 
-def _input_kind(path):
-    path = Path(path)
-    if path.is_dir():
-        return "folder"
-    if path.suffix.lower() in (".tif", ".tiff"):
-        return "tiff"
-    return "image"
-
-
-def _run_folder(checkpoint):
-    """The run folder of ``checkpoint``: itself if a folder, else the file's folder."""
-    checkpoint = Path(checkpoint)
-    return checkpoint if checkpoint.is_dir() else checkpoint.parent
-
-
-def _run_threshold(checkpoint):
-    """The best threshold stored next to a checkpoint of a run directory."""
-    results = _run_folder(checkpoint) / "results.json"
-    if results.exists():
-        try:
-            t = json.loads(results.read_text()).get("best_threshold")
-        except (OSError, ValueError):
-            return None
-        if isinstance(t, int) and 0 <= t <= 255:
-            return t
-    return None
-
-
-def _run_from_logits(checkpoint):
-    cfg = _run_folder(checkpoint) / "config.json"
-    if cfg.exists():
-        try:
-            return bool(json.loads(cfg.read_text())["config"]["from_logits"])
-        except (OSError, ValueError, KeyError):
-            return None
-    return None
-
-
 @click.command("predict")
 @click.argument("checkpoint", type=click.Path())
 @click.argument("input_path", metavar="INPUT", type=click.Path())
@@ -157,66 +118,32 @@ def _run_from_logits(checkpoint):
               help="Input tile size (default: the model's, else near 256).")
 @click.option("--tta", is_flag=True, help="Average the 8 flips/90-degree rotations.")
 @click.option("--threshold", type=click.IntRange(0, 255), default=None,
-              help="Binarise pred > T (default: the run's best threshold, else 127).")
+              help="Binary models: pred > T -> 255 (default: the run's best threshold, else 127).")
 @click.option("--batch-size", type=int, default=4, show_default=True, help="Tiles per batch.")
 def predict_cmd(checkpoint, input_path, out, tile, tta, threshold, batch_size):
-    """Overlap-tile prediction of INPUT (TIFF stack, image or PNG folder).
+    """Overlap-tile prediction of INPUT: a folder of images, one image, or a TIFF stack.
 
-    CHECKPOINT is a .keras file or a run folder (its best.keras).
+    CHECKPOINT is a run folder (its best.keras) or a .keras file; a run
+    folder's config.json gives the intensity rule and channels the model was
+    trained with and its results.json the threshold. INPUT images may have
+    any names and sizes (PNG, TIFF 8/16-bit/float, JPEG; grey or RGB).
 
-    Writes OUT/probabilities and OUT/masks (uint8 0-255; pred > T -> 255) as
-    TIFF if INPUT is a TIFF, else as a folder of PNGs named like INPUT's
-    slices; `keras-unets evaluate OUT/probabilities.tif LABELS` reads them.
+    Writes OUT/masks/<stem>.png and OUT/probabilities/<stem>.png (uint8
+    0-255; mask = pred > T -> 255), each the size of its image. A K-class
+    model writes class indices 0..K-1 as masks and OUT/probabilities/<stem>.tif
+    (K, H, W). A file INPUT (a TIFF stack or one image) gives
+    OUT/probabilities.tif and OUT/masks.tif; `keras-unets evaluate OUT/probabilities.tif --labels LABELS`
+    reads them, and `keras-unets evaluate OUT/masks --labels MASKS` scores a folder.
     """
-    import numpy as np
+    from keras_unets.data import DataFormatError, DataNotFoundError
+    from keras_unets.inference import predict_folder
 
-    from keras_unets.data import (
-        DataFormatError,
-        DataNotFoundError,
-        read_stack,
-        stack_indices,
-        write_stack,
-    )
-    from keras_unets.metrics import to_uint8
-    from keras_unets.predict import predict_tiled
-    from keras_unets.saving import load_model
-
-    ckpt = Path(checkpoint)
     try:
-        model = load_model(ckpt, compile=False)
-    except (FileNotFoundError, ValueError) as exc:
+        summary = predict_folder(checkpoint, input_path, out, threshold=threshold, tile=tile,
+                                 tta=tta, batch_size=batch_size)
+    except (DataNotFoundError, DataFormatError, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    try:
-        images = read_stack(input_path)
-    except (DataNotFoundError, DataFormatError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    if threshold is None:
-        threshold = _run_threshold(ckpt)
-        threshold = 127 if threshold is None else threshold
-    try:
-        prob = predict_tiled(model, images, tile=tile, tta=tta, batch_size=batch_size,
-                             from_logits=_run_from_logits(ckpt))
-    except ValueError as exc:
-        raise click.ClickException(f"{input_path}: {exc}") from exc
-    pred = to_uint8(np.clip(prob, 0.0, 1.0))
-    masks = np.where(pred > threshold, 255, 0).astype(np.uint8)
-    out = Path(out)
-    kind = _input_kind(input_path)
-    if kind == "folder":
-        ids = stack_indices(input_path)
-        for sub, arr in (("probabilities", pred), ("masks", masks)):
-            for i, sl in zip(ids, arr):
-                write_stack(out / sub / f"{i}.png", sl)
-        written = [out / "probabilities", out / "masks"]
-    else:
-        written = [out / "probabilities.tif", out / "masks.tif"]
-        write_stack(written[0], pred)
-        write_stack(written[1], masks)
-    click.echo(json.dumps({
-        "checkpoint": str(ckpt), "input": str(input_path), "slices": int(len(pred)),
-        "tile": tile, "tta": bool(tta), "threshold": int(threshold),
-        "probabilities": str(written[0]), "masks": str(written[1]),
-    }, indent=2))
+    click.echo(json.dumps(summary, indent=2))
 
 
 @click.command("profiles")

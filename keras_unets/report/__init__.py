@@ -80,7 +80,7 @@ Decisions where the report is silent (documented here and in SUMMARY.md):
   so ``make reproduce`` takes about 2 h 15 min; ``smoke`` about 2-3 minutes
   for everything.
 - Inference time: overlap-tile prediction of the test slices with
-  :func:`keras_unets.predict.predict_tiled`'s defaults, best of 3 timed calls
+  :func:`keras_unets.inference.predict_tiled`'s defaults, best of 3 timed calls
   after a warm-up (``smoke``: a single call without warm-up, not meaningful).
 - Figures again without training
   (:func:`~keras_unets.report.figures.redraw_figures`, ``keras-unets

@@ -31,14 +31,14 @@ def load_model(run_dir, checkpoint="best"):
 def predict_uint8(model, images, *, timed=False, repeats=3, **kwargs):
     """Predict (N, H, W) uint8 slices -> ``(uint8 P(cell) maps, seconds per slice)``.
 
-    Overlap-tile prediction with :func:`keras_unets.predict.predict_tiled`
+    Overlap-tile prediction with :func:`keras_unets.inference.predict_tiled`
     (its defaults: tile near 256, batch 4, mirror extrapolation, a sigmoid for
     logits models); ``kwargs`` go to it. ``timed=True``: the time is the best
     of ``repeats`` calls after an untimed warm-up call on the first slice
     (graph tracing); otherwise it is the time of the single call made.
     """
     from keras_unets.metrics import to_uint8
-    from keras_unets.predict import predict_tiled
+    from keras_unets.inference.predict import predict_tiled
 
     images = np.asarray(images)
     if timed:

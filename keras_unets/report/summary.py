@@ -291,7 +291,7 @@ def _introduction(profile, seed):
         "(`keras_unets.isbi.FINE_THRESHOLDS`; th = where), so that a network whose best "
         "threshold falls between the challenge's is not marked down for it; \"–\" for rows "
         "evaluated before it was added.",
-        "- inference: overlap-tile prediction (`keras_unets.predict.predict_tiled` defaults: "
+        "- inference: overlap-tile prediction (`keras_unets.inference.predict_tiled` defaults: "
         "tile near 256 px, batch 4), seconds per test slice, best of 3 timed runs after a "
         "warm-up.\n",
     ]

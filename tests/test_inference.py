@@ -11,10 +11,11 @@ import pytest
 import scipy.ndimage as ndi
 from keras import layers
 
-from keras_unets.predict import (
+from keras_unets.inference import (
     DIHEDRAL,
     check_tile,
     model_stride,
+    predict_images,
     predict_tiled,
     tile_bounds,
     tile_plan,
@@ -304,3 +305,124 @@ def test_several_outputs_of_different_sizes_are_refused():
     model = keras.Model(inp, [a, b])
     with pytest.raises(ValueError, match=r"cannot share tiles: \{'small': 14, 'big': 16\}"):
         predict_tiled(model, _rng_image((20, 20)), tile=16, output=["small", "big"])
+
+
+# ------------------------------------------------ tiling helpers (pure numpy)
+def test_tiling_doctests():
+    import doctest
+
+    from keras_unets.inference import tiling
+
+    failures, tried = doctest.testmod(tiling)
+    assert tried >= 4 and failures == 0
+
+
+def test_mirror_pad_colour_equals_per_channel_and_dihedral_inverts():
+    from keras_unets.inference.tiling import dihedral, mirror_pad, transformed_shape, undo_dihedral
+
+    img = _rng_image((5, 7, 3), seed=2)
+    pad = ((3, 12), (2, 9))  # larger than the image: reflected again and again
+    padded = mirror_pad(img, pad)
+    assert padded.shape == (20, 18, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(padded[..., c], np.pad(img[..., c], pad, mode="reflect"))
+    # independent reference: scipy's "mirror" mode is numpy's "reflect"
+    np.testing.assert_array_equal(padded[3:8, 2:9], img)
+    for t in DIHEDRAL:
+        moved = dihedral(img, t)
+        assert moved.shape[:2] == transformed_shape(img.shape[:2], t)
+        np.testing.assert_array_equal(undo_dihedral(moved, t), img)
+    assert len({dihedral(img[..., 0], t).tobytes() for t in DIHEDRAL}) == 8
+
+
+# ---------------------------------------- channels in, K channels out, lists
+def _rgb_identity_model():
+    inp = keras.Input((None, None, 3))
+    return keras.Model(inp, layers.Identity(name="output")(inp))
+
+
+def test_colour_images_and_k_channel_outputs_stitch_exactly():
+    model = _rgb_identity_model()
+    img = _rng_image((37, 29, 3), seed=5)
+    expected = img.astype(np.float32) / 255.0
+    one = predict_tiled(model, img, tile=8, margin=1, align=2)  # (H, W, C): one image
+    assert one.shape == (37, 29, 3) and one.dtype == np.float32
+    np.testing.assert_array_equal(one, expected)
+    stack = np.stack([img, img[::-1]])
+    both = predict_tiled(model, stack, tile=8, margin=1, align=2, tta=True)
+    assert both.shape == (2, 37, 29, 3)
+    np.testing.assert_allclose(both[1], expected[::-1], atol=1e-7)
+
+
+def test_softmax_probabilities_are_averaged_over_tta():
+    # valid 3x3 convolution, 3 logits per pixel: each transform's tiles equal a
+    # whole-image pass on the mirror-padded transformed image (exact for valid models)
+    from keras_unets.inference.tiling import dihedral, undo_dihedral
+
+    keras.utils.set_random_seed(4)
+    inp = keras.Input((None, None, 1))
+    model = keras.Model(inp, layers.Conv2D(3, 3, padding="valid", name="output")(inp))
+    img = _rng_image((19, 23), seed=6)
+    out = predict_tiled(model, img, tile=10, tta=True)  # linear output: softmax applied
+    assert out.shape == (19, 23, 3)
+    np.testing.assert_allclose(out.sum(axis=-1), 1.0, rtol=1e-6)
+
+    def softmax(z):
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    probs, logits = [], []
+    for t in DIHEDRAL:
+        x = np.pad(dihedral(img, t), 1, mode="reflect").astype(np.float32)[None, ..., None] / 255
+        z = np.asarray(model.predict_on_batch(x))[0]
+        probs.append(undo_dihedral(softmax(z), t))
+        logits.append(undo_dihedral(z, t))
+    np.testing.assert_allclose(out, np.mean(probs, axis=0), atol=1e-6)
+    assert not np.allclose(out, softmax(np.mean(logits, axis=0)), atol=1e-4)
+
+
+def test_library_multiclass_rgb_unet_any_size():
+    from keras_unets.models import build_unet
+
+    keras.utils.set_random_seed(0)
+    model = build_unet(filters=4, depth=2, num_classes=3, input_channels=3, dropout=0.0)
+    image = _rng_image((13, 22, 3), seed=0)
+    probs = predict_tiled(model, image)
+    assert probs.shape == (13, 22, 3)
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-5)
+    # one whole-image tile (24 px, a multiple of the stride 4): a direct run on
+    # the image mirror-padded at its end, cropped back
+    padded = np.pad(image, ((0, 11), (0, 2), (0, 0)), mode="reflect")
+    direct = np.asarray(model.predict_on_batch(padded[None].astype(np.float32) / 255.0))[0]
+    np.testing.assert_allclose(probs, direct[:13, :22], atol=1e-6)
+    # a binary output of a colour model keeps (N, H, W)
+    binary = build_unet(filters=4, depth=2, num_classes=1, input_channels=3, dropout=0.0)
+    assert predict_tiled(binary, np.stack([image, image]), tile=16).shape == (2, 13, 22)
+    with pytest.raises(ValueError, match="uint8"):
+        predict_tiled(model, image.astype(np.float32))
+
+
+def test_channel_mismatch_is_refused_with_the_channels():
+    grey = _identity_model()
+    with pytest.raises(ValueError, match=r"\(N, H, W\).*shape=\(2, 9, 9, 3\).*3 channels"):
+        predict_tiled(grey, np.zeros((2, 9, 9, 3), np.uint8), tile=8)
+    colour = _rgb_identity_model()
+    with pytest.raises(ValueError, match=r"\(H, W, 3\).*3-channel model.*shape=\(2, 9, 9, 1\)"):
+        predict_tiled(colour, np.zeros((2, 9, 9, 1), np.uint8), tile=8)
+    with pytest.raises(ValueError, match=r"Image 1 must be \(H, W, 3\).*shape=\(9, 9\)"):
+        predict_images(colour, [np.zeros((9, 9, 3), np.uint8), np.zeros((9, 9), np.uint8)])
+    with pytest.raises(ValueError, match="at least one image"):
+        predict_images(grey, [])
+
+
+def test_predict_images_of_different_sizes_equal_single_predictions():
+    model = _tiny_unet("same", depth=2, filters=4, seed=2)
+    images = [_rng_image(s, seed=i) for i, s in enumerate([(40, 24), (5, 7), (40, 24), (1, 30)])]
+    out = predict_images(model, images, tile=16, tta=True)
+    assert [o.shape for o in out] == [(40, 24), (5, 7), (40, 24), (1, 30)]
+    for image, pred in zip(images, out):
+        assert pred.dtype == np.float32
+        np.testing.assert_array_equal(pred, predict_tiled(model, image, tile=16, tta=True))
+    # an image smaller than the tile sees its mirror images as context
+    small = predict_images(_identity_model(), [images[1]], tile=16)[0]
+    np.testing.assert_allclose(small, images[1] / 255.0, atol=1e-7)

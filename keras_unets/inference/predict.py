@@ -1,190 +1,49 @@
-"""Overlap-tile prediction of arbitrarily large images (U-Net paper, Fig. 2).
+"""Overlap-tile prediction of images of any size (U-Net paper, Fig. 2).
 
-Ronneberger, Fischer and Brox (MICCAI 2015, Sec. 2 and Fig. 2): "To predict
-the pixels in the border region of the image, the missing context is
-extrapolated by mirroring the input image. This tiling strategy is important
-to apply the network to large images". A valid-padding U-Net sees a
-``T x T`` input tile and predicts the centre ``O x O`` of it (572 -> 388 for
-the paper's network); the image is covered by output tiles and each input
-tile carries ``(T - O) / 2`` pixels of context on every side.
-
-This module has two layers:
-
-* pure tiling maths, numpy only, tested without a model:
-  :func:`tile_starts`, :func:`tile_bounds`, :func:`tile_plan`;
-* the predictor :func:`predict_tiled`, which runs any Keras model
-  (valid-padding or same-padding, single output or deep supervision) over
-  the tiles in batches and stitches the kept regions.
+Ronneberger, Fischer and Brox (MICCAI 2015, Sec. 2 and Fig. 2): the image is
+covered by tiles, the missing context at the border "is extrapolated by
+mirroring the input image". The tiling maths lives in
+:mod:`keras_unets.inference.tiling`; this module runs any Keras model
+(valid-padding or same-padding, single output or deep supervision, grey or
+colour input, one sigmoid channel or a K-class softmax) over the tiles in
+batches and stitches the kept regions: :func:`predict_tiled` for one image
+or a stack of one size, :func:`predict_images` for a list of images of any
+sizes.
 
 Decisions where the papers are silent:
 
-* Mirror extrapolation is ``np.pad(mode="reflect")`` (the edge pixel is not
-  repeated), which is the mirroring drawn in the paper's Fig. 2 and equals
-  ``scipy.ndimage`` mode ``"mirror"``.
 * Tile steps are multiples of the network's total stride (``2 ** depth``),
   so every tile sees the same max-pooling grid as the whole image would;
   for a valid-padding model the stitched result then equals the whole-image
-  result exactly. Overlaps between neighbouring tiles are split at their
-  midpoint: every output pixel comes from exactly one tile.
+  result exactly.
 * Same-padding models see zero padding at tile borders, so a ``margin``
   (default ``tile // 8``) of each predicted tile is discarded.
 * Test-time augmentation averages the 8 elements of the dihedral group
   (4 rotations by 90 degrees, with and without a flip). The U-Net paper
   averaged "7 rotated versions of the input data" for ISBI (Sec. 3.1); 90-degree
   rotations and flips are exact on a pixel grid, so this uses all 8 instead.
+  A K-class model's softmax probabilities (not its logits) are averaged, as
+  are a binary model's sigmoid probabilities.
 """
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
+from keras_unets.inference.tiling import (
+    DIHEDRAL,
+    dihedral,
+    mirror_pad,
+    tile_plan,
+    transformed_shape,
+    undo_dihedral,
+)
+
 __all__ = [
-    "TilePlan",
-    "tile_starts",
-    "tile_bounds",
-    "tile_plan",
-    "model_stride",
     "check_tile",
+    "model_stride",
+    "predict_images",
     "predict_tiled",
-    "predict_padded",
-    "DIHEDRAL",
 ]
-
-# The 8 elements of the dihedral group D4 as (k rotations by 90 deg, flip).
-DIHEDRAL = tuple((k, flip) for flip in (False, True) for k in range(4))
-
-
-# ---------------------------------------------------------------------------
-# Pure tiling maths
-# ---------------------------------------------------------------------------
-def tile_starts(length, out_size, *, align=1):
-    """Start positions (in output coordinates) of tiles along one axis.
-
-    Tiles of ``out_size`` valid output pixels are placed at multiples of
-    ``step = (out_size // align) * align`` until they reach ``length``. The
-    last tile may extend past the image end (the input is padded there).
-
-    Args:
-        length: image size along the axis (>= 1).
-        out_size: valid output pixels per tile (>= 1).
-        align: the step is a multiple of this (the model's total stride).
-
-    Returns:
-        ``int64`` array of starts, ``0 = starts[0] < ... < length``.
-
-    >>> tile_starts(10, 4).tolist()
-    [0, 4, 8]
-    >>> tile_starts(10, 6, align=4).tolist()  # step 4; [4, 10) reaches the end
-    [0, 4]
-    """
-    length, out_size, align = int(length), int(out_size), int(align)
-    if length < 1:
-        raise ValueError(f"length must be >= 1. Received: length={length}")
-    if align < 1:
-        raise ValueError(f"align must be >= 1. Received: align={align}")
-    step = (out_size // align) * align
-    if step < 1:
-        raise ValueError(
-            f"The output tile ({out_size} px) is smaller than the model's stride "
-            f"({align} px); use a larger tile. Received: out_size={out_size}, "
-            f"align={align}"
-        )
-    if length <= out_size:
-        return np.zeros(1, dtype=np.int64)
-    n = 1 + math.ceil((length - out_size) / step)
-    return np.arange(n, dtype=np.int64) * step
-
-
-def tile_bounds(starts, out_size, length):
-    """The part of each tile's valid output that is kept: ``[(lo, hi), ...]``.
-
-    Overlaps of neighbouring tiles are split at their midpoint, so the kept
-    intervals partition ``[0, length)`` and each lies inside its tile's valid
-    output ``[start, start + out_size)``.
-
-    >>> tile_bounds([0, 4], 6, 10)  # tiles [0, 6) and [4, 10) split at 5
-    [(0, 5), (5, 10)]
-    """
-    starts = [int(s) for s in starts]
-    cuts = [0]
-    for prev, nxt in zip(starts[:-1], starts[1:]):
-        cuts.append((nxt + prev + out_size) // 2)
-    cuts.append(int(length))
-    return [(cuts[i], cuts[i + 1]) for i in range(len(starts))]
-
-
-@dataclass(frozen=True)
-class TilePlan:
-    """Where the tiles of one 2D image go.
-
-    Attributes:
-        pad: ``((top, bottom), (left, right))`` mirror padding of the image.
-        tiles: list of ``(y0, x0)``: top-left corner of each input tile in the
-            padded image; the tile is ``tile x tile``.
-        keep: list of ``((ylo, yhi), (xlo, xhi))`` per tile: image pixels the
-            tile provides; they partition the image.
-        tile: input tile size.
-        out_size: valid output size per tile.
-        context: pixels of input context before the valid output.
-    """
-
-    pad: tuple
-    tiles: list
-    keep: list
-    tile: int
-    out_size: int
-    context: int
-
-
-def tile_plan(shape, *, tile, out_size, context=None, align=1):
-    """Plan overlap-tile prediction of an ``(H, W)`` image.
-
-    Args:
-        shape: ``(H, W)``.
-        tile: input tile size ``T`` (square tiles).
-        out_size: valid output size ``O <= T`` per tile.
-        context: input pixels before the valid output (default ``(T - O) // 2``).
-        align: tile steps are multiples of this.
-
-    Returns:
-        :class:`TilePlan`. Tile ``i`` reads ``padded[y0:y0+T, x0:x0+T]`` and its
-        valid output pixel ``(u, v)`` is image pixel ``(y0 + u, x0 + v)``.
-    """
-    if len(shape) != 2:
-        raise ValueError(f"shape must be (H, W). Received: shape={shape}")
-    tile, out_size = int(tile), int(out_size)
-    if not 1 <= out_size <= tile:
-        raise ValueError(
-            f"Need 1 <= out_size <= tile. Received: out_size={out_size}, tile={tile}"
-        )
-    context = (tile - out_size) // 2 if context is None else int(context)
-    after = tile - out_size - context
-    if context < 0 or after < 0:
-        raise ValueError(
-            f"context must be in [0, tile - out_size]. Received: context={context}"
-        )
-    per_axis = []
-    pad = []
-    for length in shape:
-        starts = tile_starts(length, out_size, align=align)
-        bounds = tile_bounds(starts, out_size, length)
-        extra = max(0, int(starts[-1]) + out_size - int(length))
-        pad.append((context, after + extra))
-        per_axis.append((starts, bounds))
-    (ys, ykeep), (xs, xkeep) = per_axis
-    tiles, keep = [], []
-    for y0, yk in zip(ys, ykeep):
-        for x0, xk in zip(xs, xkeep):
-            tiles.append((int(y0), int(x0)))
-            keep.append((yk, xk))
-    return TilePlan(tuple(pad), tiles, keep, tile, out_size, context)
-
-
-def _mirror_pad(image, pad):
-    """``np.pad(mode="reflect")``; numpy reflects repeatedly for large pads."""
-    if image.shape[0] == 1 or image.shape[1] == 1:
-        return np.pad(image, pad, mode="symmetric")
-    return np.pad(image, pad, mode="reflect")
 
 
 # ---------------------------------------------------------------------------
@@ -250,7 +109,7 @@ def _fixed_input_size(model):
 
 
 def _select_output(pred, model, output):
-    """Pick one output of a (possibly multi-output) prediction, as float32."""
+    """One output of a (possibly multi-output) prediction, float32 ``(B, H, W, K)``."""
     if isinstance(pred, dict):
         names = list(pred)
         if output is None:
@@ -276,13 +135,13 @@ def _select_output(pred, model, output):
             idx = int(output)
         pred = pred[idx]
     pred = np.asarray(pred, dtype=np.float32)
-    if pred.ndim == 4:
-        if pred.shape[-1] != 1:
-            raise ValueError(
-                "predict_tiled expects a single-channel probability output. "
-                f"Received: output shape={pred.shape}"
-            )
-        pred = pred[..., 0]
+    if pred.ndim == 3:  # (B, H, W): one channel without its axis
+        pred = pred[..., None]
+    if pred.ndim != 4:
+        raise ValueError(
+            "predict_tiled expects an image output (batch, H, W, K). "
+            f"Received: output shape={pred.shape}"
+        )
     return pred
 
 
@@ -311,21 +170,27 @@ def _run(model, x):
     return model.predict_on_batch(x)
 
 
+def _input_channels(model):
+    """Channels of the model's image input (1 when the graph leaves them open)."""
+    channels = tuple(model.inputs[0].shape)[-1]
+    return 1 if channels is None else int(channels)
+
+
 def _output_size(model, tile, output):
     """Run one zero tile; return the output size or raise if ``tile`` fails."""
-    return _output_sizes(model, tile, [output])[output]
+    return _output_shapes(model, tile, [output])[output][0]
 
 
-def _output_sizes(model, tile, outputs):
-    """``{output: size}`` of several outputs from one zero tile's forward pass."""
-    raw = _run(model, np.zeros((1, tile, tile, 1), dtype=np.float32))
-    sizes = {}
+def _output_shapes(model, tile, outputs):
+    """``{output: (size, channels)}`` of several outputs from one zero tile's forward pass."""
+    raw = _run(model, np.zeros((1, tile, tile, _input_channels(model)), dtype=np.float32))
+    shapes = {}
     for output in outputs:
         out = _select_output(raw, model, output)
         if out.shape[1] != out.shape[2]:
             raise ValueError(f"Non-square output {out.shape} for a square tile {tile}")
-        sizes[output] = int(out.shape[1])
-    return sizes
+        shapes[output] = (int(out.shape[1]), int(out.shape[3]))
+    return shapes
 
 
 def _tile_works(model, tile, output):
@@ -439,10 +304,26 @@ def _sigmoid(x):
     return out
 
 
+def _softmax(x):
+    """Softmax over the last axis (the K classes)."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _probabilities(logits):
+    """Sigmoid of one channel, softmax over K >= 2 channels."""
+    return _sigmoid(logits) if logits.shape[-1] == 1 else _softmax(logits)
+
+
 # ---------------------------------------------------------------------------
 # The predictor
 # ---------------------------------------------------------------------------
-def _as_volume(images):
+def _as_batch(images, channels):
+    """``images`` as ``(N, H, W, C)`` uint8, and whether it was one image / grey.
+
+    A 3D array is one ``(H, W, C)`` image when its last axis has the
+    model's ``channels > 1``, else a grey stack ``(N, H, W)``.
+    """
     arr = np.asarray(images)
     if arr.dtype != np.uint8:
         raise ValueError(
@@ -450,14 +331,21 @@ def _as_volume(images):
             "layer's convention). Received: dtype="
             f"{arr.dtype}; convert e.g. with np.clip(x * 255, 0, 255).astype(np.uint8)"
         )
-    if arr.ndim == 2:
-        return arr[None], True
-    if arr.ndim == 3:
-        return arr, False
-    raise ValueError(
-        "predict_tiled expects a 2D image (H, W) or a volume (N, H, W). "
-        f"Received: shape={arr.shape}"
-    )
+    single = arr.ndim == 2 or (arr.ndim == 3 and channels > 1 and arr.shape[-1] == channels)
+    if arr.ndim == 2 or (arr.ndim == 3 and not single):
+        arr = arr[..., None]
+    if single:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != channels:
+        want = ("a 2D image (H, W) or a volume (N, H, W) (or (N, H, W, 1))" if channels == 1
+                else f"an image (H, W, {channels}) or a stack (N, H, W, {channels})")
+        raise ValueError(
+            f"predict_tiled expects {want} for this {channels}-channel model. "
+            f"Received: shape={np.asarray(images).shape}"
+            + (f"; the images have {arr.shape[-1]} channels: convert them (grey <-> RGB) or use "
+               f"a model built with input_channels={arr.shape[-1]}" if arr.ndim == 4 else "")
+        )
+    return arr, single
 
 
 def predict_tiled(
@@ -476,10 +364,14 @@ def predict_tiled(
     """Overlap-tile prediction of 2D images or volumes (U-Net paper, Fig. 2).
 
     Args:
-        model: a Keras model taking ``(B, T, T, 1)`` float inputs in [0, 1]
-            (``image / 255``) and predicting ``P(cell)``. Valid-padding models
+        model: a Keras model taking ``(B, T, T, C)`` float inputs in [0, 1]
+            (``image / 255``) and predicting ``P(foreground)`` (one channel)
+            or K class probabilities (K channels). Valid-padding models
             (output smaller than input) and same-padding models both work.
-        images: ``uint8`` ``(H, W)`` or ``(N, H, W)``, any size.
+        images: ``uint8``, any height and width: for a grey model ``(H, W)``
+            or ``(N, H, W)`` (or ``(N, H, W, 1)``); for a C-channel model
+            ``(H, W, C)`` or ``(N, H, W, C)``. Images smaller than a tile are
+            mirror-padded (:func:`~keras_unets.inference.tiling.mirror_pad`).
         tile: input tile size. Default: the model's fixed input size; for a
             same-padding model and images up to 1024 px, one tile covering
             the image (no margin); else an accepted size near 256. Checked
@@ -494,17 +386,22 @@ def predict_tiled(
             A list or tuple of outputs predicts them all from the same
             forward passes and returns a dict (they must have one size,
             e.g. the deep-supervision heads).
-        from_logits: apply a sigmoid to the output. Default: auto, True if the
-            output layer's activation is linear.
+        from_logits: the output is logits: apply a sigmoid (one channel) or
+            a softmax over the K channels before stitching and averaging.
+            Default: auto, True if the output layer's activation is linear.
         align: tile steps are multiples of this; default the model's stride.
         progress: tqdm progress bar over tile batches (default: when there
             are more than 8 batches).
 
     Returns:
-        ``float32`` probabilities with the shape of ``images``; for a list of
-        outputs, ``{output: probabilities}`` in the order given.
+        ``float32`` probabilities: for a one-channel output the images'
+        shape without their channel axis (``(H, W)`` or ``(N, H, W)``); for
+        K output channels the same with a last axis K (``(H, W, K)`` or
+        ``(N, H, W, K)``). For a list of outputs, ``{output: probabilities}``
+        in the order given.
     """
-    volume, squeeze = _as_volume(images)
+    channels = _input_channels(model)
+    volume, single = _as_batch(images, channels)
     multi = isinstance(output, (list, tuple))
     outputs = list(output) if multi else [output]
     if not outputs:
@@ -514,7 +411,7 @@ def predict_tiled(
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
     if tile is None:
-        tile = _whole_image_tile(model, volume.shape[1:], output)
+        tile = _whole_image_tile(model, volume.shape[1:3], output)
         if tile is not None and margin is None:
             margin = 0  # one tile covers the image: only mirror padding
         else:
@@ -523,12 +420,12 @@ def predict_tiled(
     else:
         model_out = check_tile(model, tile, output=output)
     tile = int(tile)
-    if multi:
-        sizes = _output_sizes(model, tile, outputs)
-        if len(set(sizes.values())) > 1:
-            raise ValueError(
-                f"Outputs of different sizes cannot share tiles: {sizes} for a "
-                f"{tile} px tile; predict them one at a time.")
+    shapes = _output_shapes(model, tile, outputs)
+    if multi and len({size for size, _ in shapes.values()}) > 1:
+        raise ValueError(
+            f"Outputs of different sizes cannot share tiles: "
+            f"{ {name: size for name, (size, _) in shapes.items()} } for a "
+            f"{tile} px tile; predict them one at a time.")
     same = model_out == tile
     if margin is None:
         margin = tile // 8 if same else 0
@@ -548,22 +445,24 @@ def predict_tiled(
         from_logits = _is_logits_model(model)
 
     transforms = DIHEDRAL if tta else ((0, False),)
-    results = {o: np.zeros(volume.shape, dtype=np.float32) for o in range(len(outputs))}
-    # Gather every tile of every slice and transform, then run them batched.
-    jobs = []  # (slice index, transform index, plan, padded image)
+    depth = [shapes[name][1] for name in outputs]  # output channels K
+    results = {o: np.zeros(volume.shape[:3] + (depth[o],), dtype=np.float32)
+               for o in range(len(outputs))}
+    # Gather every tile of every image and transform, then run them batched.
+    jobs = []  # (image index, transform index, plan, padded image)
     for i, img in enumerate(volume):
-        for t, (k, flip) in enumerate(transforms):
-            timg = np.rot90(img[:, ::-1] if flip else img, k)
+        for t, transform in enumerate(transforms):
+            timg = dihedral(img, transform)
             plan = tile_plan(
-                timg.shape, tile=tile, out_size=out_size, context=context, align=align
+                timg.shape[:2], tile=tile, out_size=out_size, context=context, align=align
             )
-            jobs.append((i, t, plan, _mirror_pad(timg, plan.pad)))
+            jobs.append((i, t, plan, mirror_pad(timg, plan.pad)))
     index = [(j, n) for j, job in enumerate(jobs) for n in range(len(job[2].tiles))]
     n_batches = math.ceil(len(index) / batch_size)
     if progress is None:
         progress = n_batches > 8
-    outs = {(o, j): np.zeros(_transformed_shape(volume.shape[1:], transforms[jobs[j][1]]),
-                             np.float32)
+    outs = {(o, j): np.zeros(transformed_shape(volume.shape[1:3], transforms[jobs[j][1]])
+                             + (depth[o],), np.float32)
             for o in range(len(outputs)) for j in range(len(jobs))}
     batches = range(n_batches)
     if progress:
@@ -572,16 +471,16 @@ def predict_tiled(
         batches = tqdm(batches, desc="predict tiles", unit="batch")
     for b in batches:
         chunk = index[b * batch_size:(b + 1) * batch_size]
-        x = np.empty((len(chunk), tile, tile, 1), dtype=np.float32)
+        x = np.empty((len(chunk), tile, tile, channels), dtype=np.float32)
         for n, (j, ti) in enumerate(chunk):
             y0, x0 = jobs[j][2].tiles[ti]
-            x[n, :, :, 0] = jobs[j][3][y0:y0 + tile, x0:x0 + tile]
+            x[n] = jobs[j][3][y0:y0 + tile, x0:x0 + tile]
         x /= 255.0
         raw = _run(model, x)
         for o, name in enumerate(outputs):
             pred = _select_output(raw, model, name)
             if from_logits:
-                pred = _sigmoid(pred)
+                pred = _probabilities(pred)
             for n, (j, ti) in enumerate(chunk):
                 plan = jobs[j][2]
                 y0, x0 = plan.tiles[ti]
@@ -592,90 +491,58 @@ def predict_tiled(
                 ]
     for (o, j), out in outs.items():
         i, t, _, _ = jobs[j]
-        k, flip = transforms[t]
-        back = np.rot90(out, -k)
-        if flip:
-            back = back[:, ::-1]
-        results[o][i] += back
+        results[o][i] += undo_dihedral(out, transforms[t])
     for result in results.values():
         result /= len(transforms)
-    if squeeze:
+    results = {o: r[..., 0] if r.shape[-1] == 1 else r for o, r in results.items()}
+    if single:
         results = {o: r[0] for o, r in results.items()}
     if multi:
         return {name: results[o] for o, name in enumerate(outputs)}
     return results[0]
 
 
-def _transformed_shape(shape, transform):
-    k, _ = transform
-    return tuple(shape) if k % 2 == 0 else (shape[1], shape[0])
+def predict_images(model, images, **kwargs):
+    """Predict a list of images of any sizes; return a list of probability maps.
 
-
-def predict_padded(model, image, *, output=None, from_logits=False):
-    """Whole-image prediction of one image of any size and channels, every output channel.
-
-    For same-padding (fully convolutional) models of any input channels and
-    any output channels (a K-class softmax as well as one sigmoid channel):
-    the image is mirror-padded (``np.pad(mode="reflect")``, centred) to a
-    multiple of the model's stride (:func:`model_stride`), run once, and
-    cropped back. :func:`predict_tiled` is the overlap-tile predictor for
-    single-channel images and outputs and for valid-padding models.
+    Each image is predicted at its own size with :func:`predict_tiled`
+    (images of one shape share their forward passes; images smaller than a
+    tile are mirror-padded), so the results are those of ``predict_tiled``
+    on each image alone.
 
     Args:
-        model: a Keras model taking ``(1, H, W, C)`` float inputs ``image / 255``.
-        image: ``uint8`` ``(H, W)`` (grey) or ``(H, W, C)``.
-        output: which output of a multi-output model (name or index);
-            default the main output (``keras_unets.models.main_output_name``).
-        from_logits: the output is logits: apply a softmax over the channels
-            (a sigmoid for one channel).
+        model: as :func:`predict_tiled`.
+        images: a list of ``uint8`` ``(H, W)`` (grey) or ``(H, W, C)``
+            images (or an ``(N, H, W[, C])`` stack, taken image by image).
+        **kwargs: :func:`predict_tiled`'s options (``tile``, ``tta``, ...).
 
     Returns:
-        ``float32 (H, W, K)`` probabilities (K = the output's channels).
+        A list, in the order of ``images``: ``float32 (H, W)`` for a
+        one-channel output, ``(H, W, K)`` for K output channels (a dict per
+        image for a list of outputs).
     """
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim not in (2, 3):
-        raise ValueError(
-            "predict_padded expects one uint8 image (H, W) or (H, W, C). "
-            f"Received: dtype={image.dtype}, shape={image.shape}"
-        )
-    if image.ndim == 2:
-        image = image[..., None]
-    if _fixed_input_size(model) is not None:
-        raise ValueError(
-            f"The model has a fixed input size {_fixed_input_size(model)}; use predict_tiled for it."
-        )
-    stride = model_stride(model)
-    h, w = image.shape[:2]
-    ph, pw = -(-h // stride) * stride - h, -(-w // stride) * stride - w
-    pad = ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0))
-    mode = "symmetric" if min(h, w) == 1 else "reflect"
-    x = np.pad(image, pad, mode=mode).astype(np.float32)[None] / 255.0
-    raw = _run(model, x)
-    if isinstance(raw, dict):
-        names = list(raw)
-        key = _main_output_name(model, names) if output is None else (names[output] if isinstance(output, int) else output)
-        if key not in raw:
-            raise ValueError(f"Unknown output {output!r}; the model has outputs {names}.")
-        raw = raw[key]
-    elif isinstance(raw, (list, tuple)):
-        names = list(getattr(model, "output_names", []) or [])
-        if output is None:
-            index = names.index(_main_output_name(model, names)) if names else -1
-        else:
-            index = names.index(output) if isinstance(output, str) else int(output)
-        raw = raw[index]
-    pred = np.asarray(raw, np.float32)
-    if pred.ndim != 4 or pred.shape[1:3] != x.shape[1:3]:
-        raise ValueError(
-            f"The model maps a {x.shape[1]}x{x.shape[2]} input to an output of shape {pred.shape[1:]}; "
-            "predict_padded needs a same-padding model (output the input's size). Use "
-            "predict_tiled for valid-padding models."
-        )
-    pred = pred[0, pad[0][0]:pad[0][0] + h, pad[1][0]:pad[1][0] + w]
-    if from_logits:
-        if pred.shape[-1] == 1:
-            pred = _sigmoid(pred)
-        else:
-            pred = np.exp(pred - pred.max(axis=-1, keepdims=True))
-            pred /= pred.sum(axis=-1, keepdims=True)
-    return pred
+    images = [np.asarray(image) for image in images]
+    if not images:
+        raise ValueError("predict_images needs at least one image. Received: an empty list")
+    channels = _input_channels(model)
+    groups = {}  # shape -> indices, in order of first appearance
+    for i, image in enumerate(images):
+        found = 1 if image.ndim == 2 else (image.shape[-1] if image.ndim == 3 else None)
+        if found != channels:
+            want = "(H, W) (grey)" if channels == 1 else f"(H, W, {channels})"
+            raise ValueError(
+                f"Image {i} must be {want} for this {channels}-channel model. "
+                f"Received: shape={image.shape}; convert the images (grey <-> RGB) or use a "
+                "model built for their channels (input_channels)."
+            )
+        if image.ndim == 3 and channels == 1:
+            image = images[i] = image[..., 0]
+        groups.setdefault(image.shape, []).append(i)
+    out = [None] * len(images)
+    for indices in groups.values():
+        stack = np.stack([images[i] for i in indices])
+        pred = predict_tiled(model, stack, **kwargs)
+        for n, i in enumerate(indices):
+            out[i] = ({name: p[n] for name, p in pred.items()} if isinstance(pred, dict)
+                      else pred[n])
+    return out
