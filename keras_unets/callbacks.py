@@ -99,8 +99,13 @@ class ThresholdSweep(keras.callbacks.Callback):
     ``mean`` (the UNet++ "accurate mode": the average of the heads).
 
     Args:
-        images: ``uint8`` ``(N, H, W)`` validation slices.
-        labels: ``uint8`` ``(N, H, W)`` {0, 255} labels.
+        images: ``uint8`` ``(N, H, W)`` validation slices; or a list of
+            ``uint8`` ``(H, W)`` / ``(H, W, C)`` images of any sizes (your own
+            data), each predicted whole with
+            :func:`keras_unets.predict.predict_padded` (same-padding models)
+            and swept with the pixels of all images pooled.
+        labels: ``uint8`` ``(N, H, W)`` {0, 255} labels (a list of ``(H, W)``
+            with a list of images).
         csv_path: ``thresholds.csv``: one row per epoch and output with the
             Keras epoch index (0-based, as in ``history.csv``), output name,
             best threshold and accuracy, and the 256 accuracies
@@ -123,6 +128,9 @@ class ThresholdSweep(keras.callbacks.Callback):
                  history_path=None, tile=None, batch_size=2, from_logits=False,
                  average_heads=True, prefix="val_", verbose=0):
         super().__init__()
+        self.image_list = None
+        if isinstance(images, (list, tuple)):
+            images, labels = self._pool_list(images, labels)
         images = np.asarray(images)
         labels = np.asarray(labels)
         if images.dtype != np.uint8 or images.ndim != 3:
@@ -150,6 +158,34 @@ class ThresholdSweep(keras.callbacks.Callback):
         self.last_sweeps = {}
         self.seconds = []
 
+    def _pool_list(self, images, labels):
+        """Keep a list of images; ``(images, labels)`` stand-ins of the pooled pixels' shape."""
+        images = [np.asarray(image) for image in images]
+        labels = [np.asarray(label) for label in labels]
+        if not images or len(images) != len(labels):
+            raise ValueError("ThresholdSweep needs one label per image and at least one image. "
+                             f"Received: {len(images)} images, {len(labels)} labels")
+        for i, (image, label) in enumerate(zip(images, labels)):
+            if image.dtype != np.uint8 or image.shape[:2] != label.shape:
+                raise ValueError(
+                    f"Validation image {i} must be uint8 with its label's height and width. "
+                    f"Received: image dtype={image.dtype}, shape={image.shape}; label "
+                    f"shape={label.shape}")
+        self.image_list = images
+        pooled = np.concatenate([label.ravel() for label in labels])[None, None]
+        return np.zeros(pooled.shape, np.uint8), pooled
+
+    def _predict_list(self, model, names):
+        """``name -> float32 (1, 1, pixels)``: every image predicted whole, pixels pooled."""
+        from keras_unets.predict import predict_padded
+
+        probs = {}
+        for name in names:
+            flat = [predict_padded(model, image, output=name)[..., 0].ravel()
+                    for image in self.image_list]
+            probs[name] = np.concatenate(flat)[None, None]
+        return probs
+
     # ------------------------------------------------------------- prediction
     def predict(self, model=None):
         """Probabilities ``name -> float32 (N, H, W)`` for every map output.
@@ -160,7 +196,9 @@ class ThresholdSweep(keras.callbacks.Callback):
         """
         model = model or self.model
         names = [n for n in model.output_names if n != CGM_OUTPUT]
-        if self.tile is None:
+        if self.image_list is not None:
+            probs = self._predict_list(model, names)
+        elif self.tile is None:
             x = self.images[..., None].astype(np.float32) / 255.0
             probs = _predict_whole(model, x, self.batch_size)
             probs = {n: p for n, p in probs.items() if n in names}
@@ -390,7 +428,9 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
     Args:
         run_dir: the run directory.
-        monitor: log key deciding ``best.keras`` (``val_best_accuracy``).
+        monitor: log key deciding ``best.keras`` (``val_best_accuracy``);
+            ``None`` (no validation data): every epoch is the best, so
+            ``best.keras`` is ``last.keras``.
         mode: ``"max"`` or ``"min"``.
         state: dict of extra fields to keep in ``state.json`` (updated with
             ``epochs_completed``, ``best_value``, ``best_epoch``, ``last_logs``).
@@ -414,6 +454,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self._history_rows = None
 
     def _better(self, value):
+        if self.monitor is None:
+            return True
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return False
         if self.best_value is None:
@@ -534,7 +576,7 @@ def _drop_rows_from(path, first_epoch):
         atomic_write_text(path, buf.getvalue())
 
 
-RUN_TABLES = ("history.csv", "thresholds.csv")
+RUN_TABLES = ("history.csv", "thresholds.csv", "multiclass.csv")
 
 
 def recover_run(run_dir):
