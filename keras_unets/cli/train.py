@@ -1,7 +1,7 @@
 """``keras-unets train``, ``keras-unets predict`` and ``keras-unets profiles``.
 
 A thin click layer over :func:`keras_unets.training.train`,
-:func:`keras_unets.predict.predict_tiled` and :mod:`keras_unets.profiles`.
+:func:`keras_unets.predict.predict_tiled` and :mod:`keras_unets.training.config`.
 """
 import json
 import sys
@@ -248,7 +248,7 @@ def predict_cmd(checkpoint, input_path, out, tile, tta, threshold, batch_size):
               help="Resolve for this model (defaults + per-network overrides).")
 def profiles_cmd(profile, model):
     """Print the training profiles as JSON (paper, quick, smoke)."""
-    from keras_unets.profiles import format_profiles
+    from keras_unets.training.config import format_profiles
 
     try:
         click.echo(format_profiles(profile, model))

@@ -1,6 +1,6 @@
 """Training API: train a named model with a named profile into a run directory.
 
-Public API (stable; :mod:`keras_unets.reproduce` builds on it)::
+Public API (stable; :mod:`keras_unets.report` builds on it)::
 
     train(model_name, *, profile="quick", data_dir=None, out=None, resume=None,
           epochs=None, steps_per_epoch=None, batch_size=None, crop=None,
@@ -14,7 +14,7 @@ Public API (stable; :mod:`keras_unets.reproduce` builds on it)::
 
     load_run_model(run_dir, checkpoint="best") -> keras.Model
 
-Configuration flows one way (:mod:`keras_unets.profiles`): profile defaults ->
+Configuration flows one way (:mod:`keras_unets.training.config`): profile defaults ->
 per-network and per-model overrides -> explicit arguments. The resolved
 config is written to ``config.json`` together with the library versions and
 the command line.
@@ -25,11 +25,11 @@ Run directory (``out``; default ``runs/<model>-<profile>-<timestamp>``):
   ``train_slices``, ``val_slices``, ``test_slices`` as lists of ints,
   ``val_source``), versions, command line.
 * ``state.json``: epochs completed, best value/epoch: the commit record of
-  each epoch (:class:`keras_unets.callbacks.AtomicCheckpoint`).
+  each epoch (:class:`keras_unets.training.run_dir.AtomicCheckpoint`).
 * ``history.csv``: the columns of Keras' ``CSVLogger`` (``epoch`` is Keras'
   0-based index), appended on resume.
 * ``thresholds.csv``: per epoch and output, best threshold/accuracy and the
-  256 accuracies of ``pred > t`` (:class:`keras_unets.callbacks.ThresholdSweep`).
+  256 accuracies of ``pred > t`` (:class:`keras_unets.training.callbacks.ThresholdSweep`).
 * ``best.keras`` (highest ``val_best_accuracy``) and ``last.keras``, written
   atomically every epoch, with optimizer state.
 * ``logs/``: TensorBoard.
@@ -42,8 +42,8 @@ state, learning-rate schedule included), the saved config, and continues at
 the next epoch with the data stream of that epoch; a kill loses at most the
 epoch that was running. Each epoch's checkpoints, ``history.csv`` and
 ``thresholds.csv`` rows and ``state.json`` are committed as one step
-(:class:`keras_unets.callbacks.AtomicCheckpoint`), and a resume first settles
-a commit a kill interrupted (:func:`keras_unets.callbacks.recover_run`), so
+(:class:`keras_unets.training.run_dir.AtomicCheckpoint`), and a resume first settles
+a commit a kill interrupted (:func:`keras_unets.training.run_dir.recover_run`), so
 the tables hold every epoch ``0..n-1`` once. ``epochs`` and ``time_limit_minutes`` may be changed
 on resume (e.g. to train longer); everything else comes from ``config.json``.
 
@@ -66,7 +66,7 @@ whole images, or none (``best.keras`` is then ``last.keras``). Binary masks
 train one sigmoid channel with the profile's loss and the threshold sweep;
 K >= 3 classes a K-channel softmax with
 :class:`keras_unets.losses.CategoricalCEDiceLoss`, validated by
-:class:`keras_unets.callbacks.MulticlassValidation` (``multiclass.csv``; best
+:class:`keras_unets.training.callbacks.MulticlassValidation` (``multiclass.csv``; best
 checkpoint: highest ``val_mean_dice``). ``config.json`` records ``data``
 (kind, folders, mask suffix, training and validation stems), ``classes``,
 ``channels`` and ``intensity`` (the rule prediction must apply); a resume
@@ -90,7 +90,10 @@ from pathlib import Path
 import numpy as np
 
 from keras_unets.io import atomic_write_json
-from keras_unets.profiles import resolve_config, without_retired_keys
+from keras_unets.training.config import resolve_config, without_retired_keys
+from keras_unets.training.loop import train_loop
+from keras_unets.training.run_dir import load_run_model, read_history
+from keras_unets.training.schedules import compile_model
 
 __all__ = ["TrainResult", "RunSlices", "RunData", "OptionError", "RunExistsError", "train", "train_loop",
            "evaluate_run", "load_run_model"]
@@ -362,116 +365,6 @@ def _check_crop_for_model(model, crop, channels=1):
         raise OptionError("crop", crop, f"a size the model takes ({exc})") from exc
 
 
-# "cosine_time": the optimizer holds a float rate that
-# keras_unets.callbacks.CosineTimeDecay sets before every batch.
-LR_SCHEDULES = (None, "none", "constant", "cosine", "cosine_time")
-
-
-def _make_optimizer(config, total_steps):
-    import keras
-
-    lr = float(config["learning_rate"])
-    if config.get("lr_schedule") not in LR_SCHEDULES:
-        raise ValueError(
-            f"lr_schedule must be one of {list(LR_SCHEDULES)}. "
-            f"Received: lr_schedule={config.get('lr_schedule')!r}"
-        )
-    if config.get("lr_schedule") == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(
-            lr, decay_steps=max(1, int(total_steps)),
-            alpha=float(config.get("lr_min_fraction") or 0.0))
-    name = str(config["optimizer"]).lower()
-    wd = config.get("weight_decay") or None
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr, weight_decay=wd)
-    if name == "sgd":
-        # Keras' weight_decay subtracts lr * wd * w each step (decoupled);
-        # PyTorch's SGD adds wd * w to the gradient before momentum. Equal
-        # without momentum; a small difference with momentum 0.9.
-        return keras.optimizers.SGD(learning_rate=lr, momentum=config.get("momentum") or 0.0,
-                                    weight_decay=wd)
-    raise ValueError(f"optimizer must be 'adam' or 'sgd'. Received: optimizer={name!r}")
-
-
-LOSS_NAMES = ("bce", "bce_logits", "weighted_bce", "bce_dice", "hybrid")
-
-
-def _make_loss(name, from_logits):
-    """A serializable loss object by profile name (:mod:`keras_unets.losses`)."""
-    import keras
-
-    from keras_unets import losses as L
-
-    name = str(name).lower()
-    if name == "bce":
-        if from_logits:
-            return L.BinaryCrossentropyFromLogits()
-        return keras.losses.BinaryCrossentropy(name="bce")
-    if name == "bce_logits":
-        if not from_logits:
-            raise ValueError("loss='bce_logits' needs from_logits=True (a model "
-                             "built with output_activation=None).")
-        return L.BinaryCrossentropyFromLogits()
-    if name == "weighted_bce":
-        return L.WeightedBinaryCrossentropy(from_logits=from_logits)
-    if name == "bce_dice":
-        if from_logits:
-            raise ValueError("loss='bce_dice' needs probabilities (from_logits=False).")
-        return L.BCEDiceLoss()
-    if name == "hybrid":
-        return L.UNet3PlusHybridLoss(from_logits=from_logits)
-    raise ValueError(f"Unknown loss {name!r}; use one of {list(LOSS_NAMES)}.")
-
-
-def _compile(model, config, total_steps, *, classes=2):
-    """Compile with the profile's loss on every segmentation output.
-
-    The UNet 3+ classification-guided module's output ``cls`` (Huang et al.,
-    ICASSP 2020, sec. 2.3) gets binary cross-entropy on probabilities against
-    :func:`keras_unets.augment.cgm_targets` (``[absent, present]``) and a
-    binary accuracy (``cls_accuracy`` in the history); the losses are summed
-    with weight 1. ``classes=K >= 3`` (a K-channel softmax, one-hot targets)
-    trains every output with :class:`keras_unets.losses.CategoricalCEDiceLoss`
-    instead of the profile's binary loss.
-    """
-    import keras
-
-    from keras_unets.augment import CGM_OUTPUT
-    from keras_unets.models import main_output_name
-
-    names = list(model.output_names)
-    main = main_output_name(model)
-    logits = bool(config["from_logits"])
-    if CGM_OUTPUT in names and logits:
-        raise ValueError(
-            "A model with the classification-guided module outputs probabilities "
-            "(its mask multiplies activated maps): train it with from_logits=False "
-            "and a probability loss ('bce', 'weighted_bce', 'bce_dice', 'hybrid'). "
-            f"Received: from_logits=True, loss={config['loss']!r}")
-    if classes > 2:
-        from keras_unets.losses import CategoricalCEDiceLoss
-
-        def make_loss():
-            return CategoricalCEDiceLoss(from_logits=logits)
-
-        acc = keras.metrics.CategoricalAccuracy(name="acc")
-    else:
-        def make_loss():
-            return _make_loss(config["loss"], logits)
-
-        acc = keras.metrics.BinaryAccuracy(name="acc", threshold=0.0 if logits else 0.5)
-    if len(names) == 1:
-        loss = make_loss()
-        metrics = [acc]
-    else:
-        loss = {n: make_loss() for n in names if n != CGM_OUTPUT}
-        metrics = {main: [acc]}
-        if CGM_OUTPUT in names:
-            loss[CGM_OUTPUT] = keras.losses.BinaryCrossentropy(name="cls_bce")
-            metrics[CGM_OUTPUT] = [keras.metrics.BinaryAccuracy(name="accuracy")]
-    model.compile(optimizer=_make_optimizer(config, total_steps), loss=loss, metrics=metrics)
-
-
 def _valid_padding_input(model_name, kwargs, config, channels=1):
     """Valid-padding U-Nets train on tiles of the crop size (a valid size)."""
     from keras_unets.models import get_model_info
@@ -549,43 +442,6 @@ def _wrap_valid(dataset, out_size):
     return ValidTargets()
 
 
-def read_history(path, *, missing=None):
-    """A ``history.csv`` as ``{column: [value, ...]}`` (floats where they parse).
-
-    Cells that are not numbers are kept as they are, or replaced by ``missing``
-    when it is given (e.g. ``float("nan")``). A missing file gives ``{}``.
-    """
-    path = Path(path)
-    if not path.exists():
-        return {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    hist = {}
-    for row in rows:
-        for k, v in row.items():
-            try:
-                hist.setdefault(k, []).append(float(v))
-            except (TypeError, ValueError):
-                hist.setdefault(k, []).append(v if missing is None else missing)
-    return hist
-
-
-def load_run_model(run_dir, checkpoint="best", *, compile=True):
-    """Load ``best.keras``/``last.keras`` (or a path) of a run directory.
-
-    :func:`keras_unets.saving.load_model` on ``run_dir`` (``checkpoint``
-    ``"best"`` or ``"last"``) or on the file ``checkpoint``.
-
-    Raises:
-        FileNotFoundError / ValueError: naming the file and the reason.
-    """
-    from keras_unets.saving import CHECKPOINTS, load_model
-
-    if checkpoint in CHECKPOINTS:
-        return load_model(run_dir, compile=compile, checkpoint=checkpoint)
-    return load_model(checkpoint, compile=compile)
-
-
 # ---------------------------------------------------------------------------
 # train
 # ---------------------------------------------------------------------------
@@ -619,73 +475,6 @@ def _tensorboard_callback(log_dir):
 def _default_out(model_name, profile):
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{model_name}-{profile}-{stamp}"
-
-
-def train_loop(model, dataset, *, epochs, initial_epoch=0, callbacks=(), verbose=0):
-    """Train like ``model.fit(dataset, ...)``, one ``train_on_batch`` per step.
-
-    Same contract as ``fit`` for what :func:`train` uses: callbacks get
-    ``on_train_begin/end``, ``on_epoch_begin/end`` (with the epoch's running
-    metrics in the logs) and ``on_train_batch_begin/end``; metrics reset at
-    each epoch; ``model.stop_training`` (set by e.g. ``TimeLimit``) ends
-    training after the current batch, and the epoch still ends normally, so
-    its checkpoint and threshold sweep are written; ``dataset.on_epoch_end()``
-    is called after every finished epoch. Logged metrics are the running
-    mean of the per-batch values over the epoch (what ``fit`` logs for mean
-    metrics such as loss and accuracy, batches being of equal size).
-    ``dataset`` is indexable
-    (``dataset[i]`` is ``(x, y)`` or ``(x, y, sample_weight)``) with
-    ``len(dataset)`` steps per epoch, e.g. a
-    :class:`~keras_unets.augment.SegmentationDataset`.
-
-    Why not ``fit``: on TensorFlow, ``fit`` wraps a ``PyDataset`` in
-    ``tf.data.Dataset.from_generator``. On a 2-core CPU that
-    path showed intermittent slow epochs: ``bench/bench_fit_loop.py``
-    measured UNet 3+ epochs of 9.77 and 5.92 s per step through ``fit``
-    against 6.59 and 6.56 s through this loop, 1.12x (U-Net) and 1.19x
-    (UNet 3+) in medians (BENCHMARKS.md). In a full 30-minute quick run the gain
-    did not show: UNet 3+ trained 6 epochs x 60 steps either way. The loop
-    is kept because it is steadier and easier to reason about; the data
-    (about 4 ms per batch) is produced between steps, not in parallel.
-
-    Returns:
-        The ``keras.callbacks.History`` of this call.
-    """
-    import keras
-
-    steps = len(dataset)
-    if steps < 1:
-        raise ValueError(f"train_loop needs a dataset with at least one batch. "
-                         f"Received: len(dataset)={steps}")
-    history = keras.callbacks.History()
-    cbs = keras.callbacks.CallbackList(
-        list(callbacks) + [history], add_progbar=bool(verbose), model=model,
-        verbose=verbose, epochs=epochs, steps=steps)
-    model.stop_training = False
-    cbs.on_train_begin()
-    logs = {}
-    for epoch in range(initial_epoch, epochs):
-        cbs.on_epoch_begin(epoch)
-        sums, done = {}, 0
-        for step in range(steps):
-            cbs.on_train_batch_begin(step)
-            batch = dataset[step]
-            # train_on_batch resets the metrics on every call: keep the
-            # running means that fit's logs would show
-            batch_logs = model.train_on_batch(*batch, return_dict=True)
-            done += 1
-            for k, v in batch_logs.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            logs = {k: v / done for k, v in sums.items()}
-            cbs.on_train_batch_end(step, logs)
-            if model.stop_training:
-                break
-        cbs.on_epoch_end(epoch, dict(logs))
-        dataset.on_epoch_end()
-        if model.stop_training:
-            break
-    cbs.on_train_end(dict(logs))
-    return history
 
 
 def _strategy_scope(strategy):
@@ -1016,7 +805,7 @@ def _make_dataset(data, config, model, crop_size, steps):
 
 def _validation_callback(data, config, run_dir, val_tile):
     """``(callback, monitor)``: the threshold sweep (binary), K-class Dice, or none."""
-    from keras_unets.callbacks import MulticlassValidation, ThresholdSweep
+    from keras_unets.training.callbacks import MulticlassValidation, ThresholdSweep
 
     if data.x_val is None:
         return None, None
@@ -1079,7 +868,7 @@ def train(
             (:func:`keras_unets.augment.cgm_targets`; Huang et al. 2020,
             sec. 2.3) and left out of the threshold sweep.
         profile: ``"paper"``, ``"quick"`` or ``"smoke"``
-            (:mod:`keras_unets.profiles`).
+            (:mod:`keras_unets.training.config`).
         data_dir: ISBI 2012 folder (``keras_unets.data.resolve_data_dir``).
         images, masks: your own data instead of ISBI 2012: two folders (or
             two multi-page TIFF stacks) of image/mask pairs
@@ -1089,7 +878,7 @@ def train(
             channels and one sigmoid output (binary masks) or a K-channel
             softmax (``classes=K``), trained with
             :class:`keras_unets.losses.CategoricalCEDiceLoss` and validated by
-            :class:`keras_unets.callbacks.MulticlassValidation` (best
+            :class:`keras_unets.training.callbacks.MulticlassValidation` (best
             checkpoint: highest ``val_mean_dice``).
         val_images, val_masks: a separate validation pair of folders (or arrays).
         val_fraction: or hold out this fraction of the images (whole images,
@@ -1112,7 +901,7 @@ def train(
         mixed_precision: Keras ``mixed_float16`` policy (outputs stay float32).
         strategy: ``"default"`` or ``"mirrored"`` (TensorFlow only).
         model_kwargs: extra builder arguments (merged into the profile's).
-        overrides: other config keys (:data:`keras_unets.profiles.CONFIG_KEYS`).
+        overrides: other config keys (:data:`keras_unets.training.config.CONFIG_KEYS`).
         verbose: Keras ``fit`` verbosity (``"auto"``: progress bar).
         command_line: recorded in ``config.json`` (default ``sys.argv``).
 
@@ -1217,7 +1006,7 @@ class _Run:
     def _model(self):
         import keras
 
-        from keras_unets.callbacks import recover_run
+        from keras_unets.training.run_dir import recover_run
         from keras_unets.models import get_model
 
         self.total_epochs = int(self.config["epochs"])
@@ -1235,7 +1024,7 @@ class _Run:
             kwargs = _model_kwargs_for_data(self.model_name, self.config, self.data)
             model = _build_model(self.model_name, self.config, get_model, kwargs=kwargs,
                                  channels=self.data.channels)
-            _compile(model, self.config, self.total_epochs * self.steps,
+            compile_model(model, self.config, self.total_epochs * self.steps,
                      classes=self.data.classes)
         self.initial_epoch = int(state.get("epochs_completed", 0))
         if self.resuming and self.initial_epoch >= self.total_epochs:
@@ -1245,7 +1034,7 @@ class _Run:
 
     def _prepare(self, model, strat):
         """Crop and tile sizes, the data set, then (checks passed) config.json."""
-        from keras_unets.callbacks import recover_run
+        from keras_unets.training.run_dir import recover_run
 
         data, config = self.data, self.config
         whole = None if data.own else data.x_train.shape[1]
@@ -1309,7 +1098,9 @@ class _Run:
 
     # --------------------------------------------------------- the callbacks
     def _callbacks(self, state):
-        from keras_unets.callbacks import AtomicCheckpoint, CosineTimeDecay, TimeLimit
+        from keras_unets.training.callbacks import TimeLimit
+        from keras_unets.training.run_dir import AtomicCheckpoint
+        from keras_unets.training.schedules import CosineTimeDecay
 
         config = self.config
         callbacks = []
@@ -1354,7 +1145,7 @@ class _Run:
 
     # ----------------------------------------------------------- the results
     def _results(self, model, seconds, limit):
-        from keras_unets.callbacks import load_state
+        from keras_unets.training.run_dir import load_state
 
         state = load_state(self.run_dir)
         last_epoch = int(state.get("epochs_completed", self.initial_epoch))
@@ -1383,7 +1174,7 @@ class _Run:
 
 def _best_sweep_row(run_dir, main, best_epoch):
     """``(threshold, accuracy)`` of the best epoch's sweep (and its curve drawn), or ``(-1, nan)``."""
-    from keras_unets.callbacks import plot_threshold_curve, read_threshold_table
+    from keras_unets.training.callbacks import plot_threshold_curve, read_threshold_table
 
     path = run_dir / "thresholds.csv"
     rows = read_threshold_table(path) if path.exists() else []
