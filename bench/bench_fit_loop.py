@@ -42,12 +42,12 @@ def run(name, method, steps, epochs, data_dir):
     from keras_unets.augment import Augmenter, SegmentationDataset
     from keras_unets.data import load_isbi2012
     from keras_unets.models import get_model
-    from keras_unets.profiles import resolve_config
+    from keras_unets.training.config import resolve_config
 
     cfg = resolve_config("quick", name)
     keras.utils.set_random_seed(0)
     model = get_model(name, **cfg["model_kwargs"])
-    training._compile(model, cfg, steps * epochs)
+    training.compile_model(model, cfg, steps * epochs)
     data = load_isbi2012(data_dir)
     ds = SegmentationDataset(
         data.train_images[:25], data.train_labels[:25], batch_size=int(cfg["batch_size"]),

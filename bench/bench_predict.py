@@ -52,7 +52,7 @@ def main(argv=None):
     from keras_unets.io import atomic_write_text
     from keras_unets.models import get_model
     from keras_unets.inference.predict import model_stride, predict_tiled, tile_plan
-    from keras_unets.profiles import get_profile
+    from keras_unets.training.config import get_profile
 
     data_dir = Path(os.environ.get("ISBI2012_DIR", ""))
     path = data_dir / "test-volume.tif"

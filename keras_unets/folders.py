@@ -36,7 +36,7 @@ module reads any set of 2D images and their masks:
 * **Masks**: binary with any two values, 0 and one foreground value
   (``{0, 1}``, ``{0, 255}``, ...), stored as the package's ``{0, 255}``
   labels (255 = foreground, what :class:`keras_unets.augment.SegmentationDataset`,
-  :class:`keras_unets.callbacks.ThresholdSweep` and :mod:`keras_unets.metrics`
+  :class:`keras_unets.training.callbacks.ThresholdSweep` and :mod:`keras_unets.metrics`
   take); or class indices ``0..K-1`` (``uint8``), 0 = background.
   ``classes=None`` infers: masks with at most two values (one of them 0) are
   binary; more values are K classes when they are exactly ``0..max``

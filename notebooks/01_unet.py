@@ -37,7 +37,7 @@ from keras_unets.data import load_split, resolve_data_dir
 from keras_unets.metrics import evaluate, threshold_sweep, to_uint8
 from keras_unets.models import build_unet, get_model
 from keras_unets.inference import predict_tiled
-from keras_unets.profiles import get_profile
+from keras_unets.training.config import get_profile
 from keras_unets.report.paper import REPORT
 from keras_unets.training import load_run_model, train
 from keras_unets.viz import (

@@ -36,7 +36,7 @@ from keras_unets.augment import Augmenter
 from keras_unets.data import load_split, resolve_data_dir
 from keras_unets.metrics import evaluate, threshold_sweep
 from keras_unets.models import average_heads, get_model, prune_unetpp
-from keras_unets.profiles import get_profile
+from keras_unets.training.config import get_profile
 from keras_unets.report.paper import REPORT
 from keras_unets.report.scoring import predict_uint8
 from keras_unets.training import load_run_model, train

@@ -43,7 +43,7 @@ from keras_unets.layers import ClassGuidance
 from keras_unets.metrics import evaluate, threshold_sweep, to_uint8
 from keras_unets.models import get_model, main_output_name
 from keras_unets.inference import predict_tiled
-from keras_unets.profiles import get_profile
+from keras_unets.training.config import get_profile
 from keras_unets.report.paper import REPORT
 from keras_unets.training import load_run_model, train
 from keras_unets.viz import (

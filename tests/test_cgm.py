@@ -21,14 +21,14 @@ from keras_unets.augment import (
     SegmentationDataset,
     cgm_targets,
 )
-from keras_unets.callbacks import read_threshold_table
+from keras_unets.training import read_threshold_table
 from keras_unets.data import read_stack
 from keras_unets.layers import ClassGuidance
 from keras_unets.models import get_model
-from keras_unets.profiles import resolve_config
+from keras_unets.training.config import resolve_config
+from keras_unets.training.trainer import _CenterCropTargets
 from keras_unets.training import (
-    _CenterCropTargets,
-    _compile,
+    compile_model,
     evaluate_run,
     load_run_model,
     train,
@@ -142,7 +142,7 @@ def _tiny_cgm():
 
 def test_cls_loss_is_keras_bce():
     model, config = _tiny_cgm()
-    _compile(model, config, total_steps=1)
+    compile_model(model, config, total_steps=1)
     images, labels = _quadrant_data()
     labels[2:] = 0  # two absent, two present
     ds = SegmentationDataset(images, labels, batch_size=4, output_names=list(model.output_names),
@@ -170,11 +170,11 @@ def test_cgm_refuses_logits_config():
     model, config = _tiny_cgm()
     config = dict(config, from_logits=True, loss="bce_logits")
     with pytest.raises(ValueError, match="from_logits=True"):
-        _compile(model, config, total_steps=1)
+        compile_model(model, config, total_steps=1)
 
 
 def test_threshold_sweep_skips_cls_output():
-    from keras_unets.callbacks import ThresholdSweep
+    from keras_unets.training import ThresholdSweep
 
     model, _ = _tiny_cgm()
     rng = np.random.default_rng(0)

@@ -26,8 +26,8 @@ import keras_unets  # noqa: E402
 from keras_unets.cli import main  # noqa: E402
 from keras_unets.data import write_stack  # noqa: E402
 from keras_unets.models import MODEL_NAMES, get_model  # noqa: E402
-from keras_unets.profiles import resolve_config  # noqa: E402
-from keras_unets.training import LOSS_NAMES, _compile, load_run_model  # noqa: E402
+from keras_unets.training.config import resolve_config  # noqa: E402
+from keras_unets.training import LOSS_NAMES, compile_model, load_run_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def _tiny(name, loss=None):
         kwargs["dropout_levels"] = (-2, -1)
     keras.utils.set_random_seed(0)
     model = get_model(name, **kwargs)
-    _compile(model, config, total_steps=10)
+    compile_model(model, config, total_steps=10)
     return model
 
 

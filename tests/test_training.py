@@ -14,8 +14,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_unets.callbacks import read_threshold_table
-from keras_unets.training import _resolve_val, evaluate_run, load_run_model, train
+from keras_unets.training import read_threshold_table
+from keras_unets.training import evaluate_run, load_run_model, train
+from keras_unets.training.trainer import _resolve_val
 
 TINY = {"depth": 2}
 

@@ -1,7 +1,7 @@
 """``keras-unets train``, ``keras-unets predict`` and ``keras-unets profiles``.
 
 A thin click layer over :func:`keras_unets.training.train`,
-:func:`keras_unets.inference.predict_folder` and :mod:`keras_unets.profiles`.
+:func:`keras_unets.inference.predict_folder` and :mod:`keras_unets.training.config`.
 """
 import json
 import sys
@@ -32,6 +32,21 @@ def _parse_set(pairs):
               help="paper, quick or smoke (see `keras-unets profiles`).")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
               help="ISBI 2012 folder (default: $ISBI2012_DIR, then ~/.keras/datasets/isbi2012).")
+@click.option("--images", type=click.Path(), default=None,
+              help="Your own data: a folder (or TIFF stack) of images, paired with --masks "
+                   "by file stem. Without it: ISBI 2012.")
+@click.option("--masks", type=click.Path(), default=None,
+              help="Folder (or TIFF stack) of masks: binary (any two values, one 0) or "
+                   "class indices 0..K-1.")
+@click.option("--val-images", type=click.Path(), default=None,
+              help="Validation images (with --val-masks).")
+@click.option("--val-masks", type=click.Path(), default=None, help="Validation masks.")
+@click.option("--val-fraction", type=float, default=None,
+              help="Hold out this fraction of the images for validation (seeded), e.g. 0.2.")
+@click.option("--classes", type=int, default=None,
+              help="2 (binary) or K >= 3 classes (default: inferred from the masks).")
+@click.option("--mask-suffix", default="", show_default=False,
+              help="Mask stem = image stem + suffix, e.g. _mask.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory (default runs/<model>-<profile>-<timestamp>).")
 @click.option("--epochs", type=int, default=None)
@@ -63,11 +78,16 @@ def _parse_set(pairs):
               help="Builder argument, e.g. --set filters=8 (repeatable).")
 @click.option("--verbose", type=click.Choice(["auto", "0", "1", "2"]), default="auto",
               show_default=True, help="Keras fit verbosity.")
-def train_cmd(model, profile, data_dir, out, epochs, steps_per_epoch, batch_size, crop,
+def train_cmd(model, profile, data_dir, images, masks, val_images, val_masks, val_fraction,
+              classes, mask_suffix, out, epochs, steps_per_epoch, batch_size, crop,
               seed, learning_rate, mixed_precision, strategy, resume, val_slices,
               split, fold, folds, time_limit_minutes, set_pairs, verbose):
-    """Train MODEL (e.g. unet, unetpp, unetpp_ds, unet3p) into a run directory."""
-    from keras_unets.data import DataNotFoundError
+    """Train MODEL (e.g. unet, unetpp, unetpp_ds, unet3p) into a run directory.
+
+    On ISBI 2012 (--data), or on your own image/mask pairs (--images and
+    --masks; any size, grey or RGB, 8 or 16 bit, binary or --classes K).
+    """
+    from keras_unets.data import DataFormatError, DataNotFoundError
     from keras_unets.training import OptionError, RunExistsError, train
 
     if resume == _RESUME_FROM_OUT:
@@ -76,7 +96,9 @@ def train_cmd(model, profile, data_dir, out, epochs, steps_per_epoch, batch_size
         resume = out
     try:
         result = train(
-            model, profile=profile, data_dir=data_dir, out=out, resume=resume,
+            model, profile=profile, data_dir=data_dir, images=images, masks=masks,
+            val_images=val_images, val_masks=val_masks, val_fraction=val_fraction,
+            classes=classes, mask_suffix=mask_suffix, out=out, resume=resume,
             epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
             crop=crop, seed=seed, val_slices=val_slices, split=split, fold=fold, folds=folds,
             learning_rate=learning_rate,
@@ -92,7 +114,8 @@ def train_cmd(model, profile, data_dir, out, epochs, steps_per_epoch, batch_size
         raise click.ClickException(
             f"{exc.run_dir} already holds a run; pass --resume to continue it "
             f"(with --out {exc.run_dir}) or choose another --out directory.") from exc
-    except (ValueError, FileNotFoundError, FileExistsError, DataNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, DataNotFoundError,
+            DataFormatError) as exc:
         raise click.ClickException(str(exc)) from exc
     summary = result.to_json()
     summary.pop("history", None)
@@ -152,7 +175,7 @@ def predict_cmd(checkpoint, input_path, out, tile, tta, threshold, batch_size):
               help="Resolve for this model (defaults + per-network overrides).")
 def profiles_cmd(profile, model):
     """Print the training profiles as JSON (paper, quick, smoke)."""
-    from keras_unets.profiles import format_profiles
+    from keras_unets.training.config import format_profiles
 
     try:
         click.echo(format_profiles(profile, model))

@@ -18,8 +18,8 @@ DONE_MARKER = "DONE.json"
 
 
 def profile_settings(profile, model_name):
-    """The resolved profile dict for ``model_name`` (``keras_unets.profiles``)."""
-    from keras_unets.profiles import get_profile
+    """The resolved profile dict for ``model_name`` (``keras_unets.training.config``)."""
+    from keras_unets.training.config import get_profile
 
     return dict(get_profile(profile, model_name))
 

@@ -1,4 +1,4 @@
-"""Keras callbacks for training runs: threshold sweep, atomic checkpoints, time limit.
+"""Keras callbacks for training runs: threshold sweep, K-class validation, time limit.
 
 :class:`ThresholdSweep` reproduces the evaluation of the "U-Net School"
 report (Liu, Shi, Chen; sec. IV and Fig. 10/11): the network's probability
@@ -17,10 +17,6 @@ Everything here is backend-independent (numpy + ``model.predict_on_batch``).
 """
 import csv
 import io
-import json
-import math
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -28,29 +24,17 @@ import keras
 import numpy as np
 
 from keras_unets.augment import CGM_OUTPUT  # the CGM's class-score output, not a map
-from keras_unets.io import (
-    atomic_write,
-    atomic_write_json,
-    atomic_write_text,
-    remove_temporaries,
-    temporary_sibling,
-)
+from keras_unets.io import atomic_write, atomic_write_text
 from keras_unets.metrics import threshold_sweep, to_uint8
 from keras_unets.inference.predict import _run
 
 __all__ = [
     "ThresholdSweep",
     "MulticlassValidation",
-    "AtomicCheckpoint",
     "TimeLimit",
-    "CosineTimeDecay",
-    "cosine_time_lr",
     "read_threshold_table",
     "plot_threshold_curve",
     "plot_accuracy_per_epoch",
-    "save_model_atomic",
-    "load_state",
-    "recover_run",
 ]
 
 _ACC_COLUMNS = [f"acc_{t:03d}" for t in range(256)]
@@ -99,8 +83,13 @@ class ThresholdSweep(keras.callbacks.Callback):
     ``mean`` (the UNet++ "accurate mode": the average of the heads).
 
     Args:
-        images: ``uint8`` ``(N, H, W)`` validation slices.
-        labels: ``uint8`` ``(N, H, W)`` {0, 255} labels.
+        images: ``uint8`` ``(N, H, W)`` validation slices; or a list of
+            ``uint8`` ``(H, W)`` / ``(H, W, C)`` images of any sizes (your own
+            data), each predicted whole with
+            :func:`keras_unets.inference.predict_images` (overlap tiles, any
+            size) and swept with the pixels of all images pooled.
+        labels: ``uint8`` ``(N, H, W)`` {0, 255} labels (a list of ``(H, W)``
+            with a list of images).
         csv_path: ``thresholds.csv``: one row per epoch and output with the
             Keras epoch index (0-based, as in ``history.csv``), output name,
             best threshold and accuracy, and the 256 accuracies
@@ -123,6 +112,9 @@ class ThresholdSweep(keras.callbacks.Callback):
                  history_path=None, tile=None, batch_size=2, from_logits=False,
                  average_heads=True, prefix="val_", verbose=0):
         super().__init__()
+        self.image_list = None
+        if isinstance(images, (list, tuple)):
+            images, labels = self._pool_list(images, labels)
         images = np.asarray(images)
         labels = np.asarray(labels)
         if images.dtype != np.uint8 or images.ndim != 3:
@@ -150,6 +142,34 @@ class ThresholdSweep(keras.callbacks.Callback):
         self.last_sweeps = {}
         self.seconds = []
 
+    def _pool_list(self, images, labels):
+        """Keep a list of images; ``(images, labels)`` stand-ins of the pooled pixels' shape."""
+        images = [np.asarray(image) for image in images]
+        labels = [np.asarray(label) for label in labels]
+        if not images or len(images) != len(labels):
+            raise ValueError("ThresholdSweep needs one label per image and at least one image. "
+                             f"Received: {len(images)} images, {len(labels)} labels")
+        for i, (image, label) in enumerate(zip(images, labels)):
+            if image.dtype != np.uint8 or image.shape[:2] != label.shape:
+                raise ValueError(
+                    f"Validation image {i} must be uint8 with its label's height and width. "
+                    f"Received: image dtype={image.dtype}, shape={image.shape}; label "
+                    f"shape={label.shape}")
+        self.image_list = images
+        pooled = np.concatenate([label.ravel() for label in labels])[None, None]
+        return np.zeros(pooled.shape, np.uint8), pooled
+
+    def _predict_list(self, model, names):
+        """``name -> float32 (1, 1, pixels)``: every image predicted whole, pixels pooled."""
+        from keras_unets.inference.predict import predict_images
+
+        probs = {}
+        for name in names:
+            flat = [p.ravel() for p in predict_images(model, self.image_list, output=name,
+                                                      from_logits=False, progress=False)]
+            probs[name] = np.concatenate(flat)[None, None]
+        return probs
+
     # ------------------------------------------------------------- prediction
     def predict(self, model=None):
         """Probabilities ``name -> float32 (N, H, W)`` for every map output.
@@ -160,7 +180,9 @@ class ThresholdSweep(keras.callbacks.Callback):
         """
         model = model or self.model
         names = [n for n in model.output_names if n != CGM_OUTPUT]
-        if self.tile is None:
+        if self.image_list is not None:
+            probs = self._predict_list(model, names)
+        elif self.tile is None:
             x = self.images[..., None].astype(np.float32) / 255.0
             probs = _predict_whole(model, x, self.batch_size)
             probs = {n: p for n, p in probs.items() if n in names}
@@ -326,329 +348,6 @@ def plot_accuracy_per_epoch(rows, path):
     _save_png(fig, path)
 
 
-# ---------------------------------------------------------------------------
-# Checkpoints and time limit
-# ---------------------------------------------------------------------------
-def save_model_atomic(model, path):
-    """``model.save`` to a temporary ``.keras`` sibling, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path, keep_suffix=True)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-
-
-_PENDING_PREFIX = ".pending-"
-
-
-def _pending_dir(run_dir, epochs_completed):
-    return Path(run_dir) / f"{_PENDING_PREFIX}{int(epochs_completed)}"
-
-
-def _fsync_file(path):
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def _format_cell(value):
-    """A ``history.csv`` cell as Keras' ``CSVLogger`` writes it."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, np.ndarray) and value.ndim > 0:
-        return f"[{', '.join(map(str, value.ravel().tolist()))}]"
-    return value
-
-
-class AtomicCheckpoint(keras.callbacks.Callback):
-    """Commit every epoch as one step: checkpoints, ``history.csv`` row, ``state.json``.
-
-    ``state.json`` is the commit record, written last and atomically. For the
-    epoch that brings the run to ``n`` completed epochs:
-
-    1. rows: :class:`ThresholdSweep` (earlier in the callback list) has
-       written the epoch's ``thresholds.csv`` rows; this callback writes its
-       ``history.csv`` row (with ``history``: the columns of Keras'
-       ``CSVLogger``, ``epoch`` then the sorted log keys);
-    2. ``last.keras``, and ``best.keras`` when ``monitor`` improved, are
-       saved into the pending folder ``.pending-<n>``;
-    3. ``state.json`` gets ``epochs_completed = n``: the epoch is committed;
-    4. the pending checkpoints are moved over ``last.keras``/``best.keras``
-       and the folder is removed.
-
-    Every file is written to a temporary name and moved into place
-    (:mod:`keras_unets.io`). A run killed before step 3 has the previous
-    epoch's state and checkpoints, plus rows of an epoch the state does not
-    count; killed after it, a pending folder named for the committed epoch.
-    :func:`recover_run` settles both before a resume (rows dropped, the
-    folder discarded, or moved into place), so a resumed run sees all of an
-    epoch or none of it.
-
-    Args:
-        run_dir: the run directory.
-        monitor: log key deciding ``best.keras`` (``val_best_accuracy``).
-        mode: ``"max"`` or ``"min"``.
-        state: dict of extra fields to keep in ``state.json`` (updated with
-            ``epochs_completed``, ``best_value``, ``best_epoch``, ``last_logs``).
-        history: path of ``history.csv`` (``None``: no history file). Its
-            committed rows are kept; a resumed run appends to them.
-    """
-
-    def __init__(self, run_dir, *, monitor="val_best_accuracy", mode="max", state=None,
-                 history=None):
-        super().__init__()
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min'. Received: mode={mode!r}")
-        self.run_dir = Path(run_dir)
-        self.monitor = monitor
-        self.mode = mode
-        self.state = dict(state or {})
-        self.best_value = self.state.get("best_value")
-        self.best_epoch = self.state.get("best_epoch")
-        self.history = Path(history) if history is not None else None
-        self._history_header = None
-        self._history_rows = None
-
-    def _better(self, value):
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return False
-        if self.best_value is None:
-            return True
-        return value > self.best_value if self.mode == "max" else value < self.best_value
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        value = logs.get(self.monitor)
-        value = None if value is None else float(value)
-        completed = int(epoch) + 1
-        if self.history is not None:
-            self._write_history(epoch, logs)
-        improved = self._better(value)
-        save_best = improved or not (self.run_dir / "best.keras").exists()
-        pending = self._save_pending(completed, save_best)
-        if save_best:
-            self.best_epoch = completed
-            if improved:
-                self.best_value = value
-        self.state.update({
-            "epochs_completed": completed,
-            "monitor": self.monitor,
-            "best_value": self.best_value,
-            "best_epoch": self.best_epoch,
-            "last_logs": {k: _jsonable(v) for k, v in logs.items()},
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        })
-        self._write_state()
-        self._publish(pending)
-
-    # ------------------------------------------------------- steps of a commit
-    def _write_history(self, epoch, logs):
-        """Step 1: ``history.csv`` with this epoch's row (rows of later epochs dropped)."""
-        if self._history_rows is None:
-            self._history_header, self._history_rows = _read_csv(self.history)
-        header = self._history_header or ["epoch"] + sorted(logs)
-        header = header + sorted(k for k in logs if k not in header)
-        row = {"epoch": str(int(epoch))}
-        row.update({k: _format_cell(v) for k, v in logs.items()})
-        rows = [r for r in self._history_rows if _row_epoch(r) is not None
-                and _row_epoch(r) < int(epoch)] + [row]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=header, restval="NA", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(self.history, buf.getvalue())
-        self._history_header, self._history_rows = header, rows
-
-    def _save_pending(self, completed, save_best):
-        """Step 2: the epoch's checkpoints into ``.pending-<completed>``."""
-        pending = _pending_dir(self.run_dir, completed)
-        if pending.exists():
-            shutil.rmtree(pending)
-        pending.mkdir(parents=True)
-        save_model_atomic(self.model, pending / "last.keras")
-        _fsync_file(pending / "last.keras")
-        if save_best:
-            shutil.copyfile(pending / "last.keras", pending / "best.keras")
-            _fsync_file(pending / "best.keras")
-        return pending
-
-    def _write_state(self):
-        """Step 3, the commit: ``state.json``."""
-        atomic_write_json(self.run_dir / "state.json", self.state)
-
-    def _publish(self, pending):
-        """Step 4: move the committed checkpoints into place."""
-        _roll_forward(pending, self.run_dir)
-
-
-def _roll_forward(pending, run_dir):
-    for name in ("last.keras", "best.keras"):
-        if (pending / name).exists():
-            _move(pending / name, Path(run_dir) / name)
-    shutil.rmtree(pending, ignore_errors=True)
-
-
-def _move(src, dst):
-    os.replace(src, dst)
-
-
-def _row_epoch(row):
-    try:
-        return int(float(row["epoch"]))
-    except (KeyError, TypeError, ValueError):
-        return None  # a torn row
-
-
-def _read_csv(path):
-    """``(header, rows)`` of a CSV file with an ``epoch`` column (``(None, [])`` if absent)."""
-    if path is None or not Path(path).exists():
-        return None, []
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        rows = list(reader)
-        header = list(reader.fieldnames or []) or None
-    return header, rows
-
-
-def _drop_rows_from(path, first_epoch):
-    """Remove the rows of epochs ``>= first_epoch`` (and torn rows) from a CSV file.
-
-    A file left without rows is deleted, so that the next writer picks its
-    columns afresh.
-    """
-    header, rows = _read_csv(path)
-    if header is None:
-        return
-    keep = [r for r in rows if _row_epoch(r) is not None and _row_epoch(r) < first_epoch]
-    if not keep:
-        Path(path).unlink()
-    elif len(keep) != len(rows):
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=header, restval="NA", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(keep)
-        atomic_write_text(path, buf.getvalue())
-
-
-RUN_TABLES = ("history.csv", "thresholds.csv")
-
-
-def recover_run(run_dir):
-    """Settle a run directory on its last committed epoch; return its ``state.json``.
-
-    Before a run directory is (re)used, undo what a killed
-    :class:`AtomicCheckpoint` commit left half done: a pending folder of the
-    committed epoch is moved into place (roll forward), any other pending
-    folder is discarded (roll back), temporary files of killed writes are
-    deleted, and the rows of :data:`RUN_TABLES` for epochs the state does not
-    count are dropped. A directory without ``state.json`` has no committed
-    epoch: every row goes.
-    """
-    run_dir = Path(run_dir)
-    state = load_state(run_dir)
-    committed = int(state.get("epochs_completed", 0))
-    for pending in sorted(run_dir.glob(f"{_PENDING_PREFIX}*")):
-        if not pending.is_dir():
-            continue
-        if committed > 0 and pending == _pending_dir(run_dir, committed):
-            remove_temporaries(pending)
-            _roll_forward(pending, run_dir)
-        else:
-            shutil.rmtree(pending, ignore_errors=True)
-    remove_temporaries(run_dir)
-    for name in RUN_TABLES:
-        _drop_rows_from(run_dir / name, committed)
-    return state
-
-
-def _jsonable(value):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return value if math.isfinite(value) else None
-
-
-def cosine_time_lr(learning_rate, fraction, alpha=0.0):
-    """Cosine decay from ``learning_rate`` to ``alpha * learning_rate``.
-
-    ``fraction`` (clipped to [0, 1]) is how much of the training budget is
-    spent: ``lr = learning_rate * (alpha + (1 - alpha) * (1 + cos(pi * f)) / 2)``,
-    the same curve as ``keras.optimizers.schedules.CosineDecay`` with
-    ``f = step / decay_steps`` (Loshchilov and Hutter, SGDR, ICLR 2017).
-    """
-    f = min(1.0, max(0.0, float(fraction)))
-    a = float(alpha)
-    return float(learning_rate) * (a + (1.0 - a) * 0.5 * (1.0 + math.cos(math.pi * f)))
-
-
-class CosineTimeDecay(keras.callbacks.Callback):
-    """Cosine learning-rate decay over whichever budget runs out first: time or steps.
-
-    A step-count cosine schedule planned on one machine ends early on a slower
-    one: a time limit then stops training while the learning rate is still
-    high. This callback sets the optimizer's learning rate before every batch
-    from ``f = max(elapsed / seconds, step / total_steps)`` with
-    :func:`cosine_time_lr`, so the decay reaches its floor when the time limit
-    (:class:`TimeLimit`, same ``minutes``) or the planned steps end, whichever
-    comes first. ``initial_step`` carries a resumed run's spent steps (its
-    time budget starts afresh, as :class:`TimeLimit`'s does). The rate in
-    effect is logged as ``lr`` at each epoch end.
-
-    The optimizer must hold a plain float learning rate (not a schedule).
-    Backends that keep optimizer state outside the variables for a whole epoch
-    (JAX's ``fit``) see the rate set at each epoch's start only.
-    """
-
-    def __init__(self, learning_rate, *, total_steps, minutes=None, alpha=0.0,
-                 initial_step=0):
-        super().__init__()
-        if total_steps is None or int(total_steps) < 1:
-            raise ValueError(f"total_steps must be a positive int. Received: {total_steps!r}")
-        if minutes is not None and float(minutes) <= 0:
-            raise ValueError(f"minutes must be positive or None. Received: {minutes!r}")
-        self.learning_rate = float(learning_rate)
-        self.total_steps = int(total_steps)
-        self.seconds = None if minutes is None else float(minutes) * 60.0
-        self.alpha = float(alpha)
-        self.step = int(initial_step)
-        self.start = None
-        self.current = self.learning_rate
-
-    def fraction(self, now=None):
-        """The spent fraction of the budget (time or steps, the larger)."""
-        f = self.step / self.total_steps
-        if self.seconds is not None and self.start is not None:
-            now = time.monotonic() if now is None else now
-            f = max(f, (now - self.start) / self.seconds)
-        return min(1.0, f)
-
-    def _apply(self):
-        self.current = cosine_time_lr(self.learning_rate, self.fraction(), self.alpha)
-        self.model.optimizer.learning_rate = self.current
-
-    def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
-        self._apply()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._apply()
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._apply()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["lr"] = self.current
-
-
 class TimeLimit(keras.callbacks.Callback):
     """Stop training cleanly before ``minutes`` have passed.
 
@@ -690,15 +389,6 @@ class TimeLimit(keras.callbacks.Callback):
         if self.stopped_epoch is None:
             self.stopped_epoch = self._epoch
         self.model.stop_training = True
-
-
-def load_state(run_dir):
-    """``state.json`` of a run directory as a dict (``{}`` if absent)."""
-    path = Path(run_dir) / "state.json"
-    if not path.exists():
-        return {}
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
 
 
 class MulticlassValidation(keras.callbacks.Callback):

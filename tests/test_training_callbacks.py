@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from keras_unets.callbacks import (
+from keras_unets.training import (
     AtomicCheckpoint,
     CosineTimeDecay,
     ThresholdSweep,
@@ -196,7 +196,7 @@ def test_jax_backend_subprocess(tmp_path):
     code = textwrap.dedent("""
         import numpy as np, keras
         from keras import layers
-        from keras_unets.callbacks import ThresholdSweep
+        from keras_unets.training import ThresholdSweep
         assert keras.backend.backend() == "jax"
         inp = keras.Input((None, None, 1))
         m = keras.Model(inp, layers.Identity(name="output")(inp))
@@ -236,7 +236,7 @@ class _FakeClock:
 
 
 def test_cosine_time_decay_follows_clock_or_steps(monkeypatch):
-    import keras_unets.callbacks as cb
+    import keras_unets.training.schedules as cb
 
     clock = _FakeClock()
     monkeypatch.setattr(cb.time, "monotonic", clock)

@@ -39,7 +39,7 @@ Profiles:
     Keras' 0.99 the moving statistics keep much of their initial 0/1 after a
     few hundred steps) and no dropout. ``time_limit_minutes=30`` stops
     training cleanly (checkpoints and results are still written), and
-    ``lr_schedule="cosine_time"`` (:class:`keras_unets.callbacks.CosineTimeDecay`)
+    ``lr_schedule="cosine_time"`` (:class:`keras_unets.training.schedules.CosineTimeDecay`)
     runs the cosine over the elapsed fraction of those 30 minutes, or of the
     planned steps if they run out first, so that a slower machine still
     decays to the floor. Short epochs (150, 100 and 80 steps; 30 epochs, 40

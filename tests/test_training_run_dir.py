@@ -18,15 +18,16 @@ import pytest
 
 from click.testing import CliRunner  # noqa: E402
 
-from keras_unets import callbacks as C  # noqa: E402
-from keras_unets.callbacks import read_threshold_table, recover_run  # noqa: E402
+from keras_unets.training import run_dir as C  # noqa: E402
+from keras_unets.training.callbacks import ThresholdSweep  # noqa: E402
+from keras_unets.training import read_threshold_table, recover_run  # noqa: E402
 from keras_unets.cli import main  # noqa: E402
 from keras_unets.data import get_split  # noqa: E402
 from keras_unets.io import atomic_write_json, finite_json  # noqa: E402
+from keras_unets.training.trainer import _resolve_slices  # noqa: E402
 from keras_unets.training import (  # noqa: E402
     OptionError,
     RunExistsError,
-    _resolve_slices,
     load_run_model,
     train,
 )
@@ -248,7 +249,7 @@ def _after(obj, name, monkeypatch, *, calls=1):
 # kill point -> epochs committed when it struck (during epoch index 1 of a
 # run that had committed epoch index 0)
 KILL_POINTS = {
-    "sweep rows written": (lambda m: _after(C.ThresholdSweep, "_write_rows", m), 1),
+    "sweep rows written": (lambda m: _after(ThresholdSweep, "_write_rows", m), 1),
     "history row written": (lambda m: _after(C.AtomicCheckpoint, "_write_history", m), 1),
     "pending last.keras saved": (lambda m: _after(C, "_fsync_file", m), 1),
     "pending checkpoints saved": (lambda m: _after(C.AtomicCheckpoint, "_save_pending", m), 1),
@@ -321,7 +322,7 @@ def test_os_exit_after_commit_rolls_forward(one_epoch_run, tmp_path, synthetic_i
     shutil.copytree(one_epoch_run, run)
     code = textwrap.dedent(f"""
         import os
-        from keras_unets import callbacks as C
+        from keras_unets.training import run_dir as C
         from keras_unets.training import train
         write_state = C.AtomicCheckpoint._write_state
         def die(self):

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from keras_unets.profiles import (
+from keras_unets.training.config import (
     CONFIG_KEYS,
     PROFILE_NAMES,
     PROFILES,

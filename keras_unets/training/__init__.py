@@ -1,0 +1,72 @@
+"""Training, split by stage.
+
+* :mod:`~keras_unets.training.config`: the profiles (plain data) and their
+  resolution into a run's config.
+* :mod:`~keras_unets.training.trainer`: :func:`train` (options -> data ->
+  model -> callbacks -> loop -> results) and :func:`evaluate_run`.
+* :mod:`~keras_unets.training.run_dir`: the files of a run directory, the
+  epoch commit (:class:`AtomicCheckpoint`, :func:`recover_run`) and readers.
+* :mod:`~keras_unets.training.callbacks`: :class:`ThresholdSweep`,
+  :class:`MulticlassValidation`, :class:`TimeLimit`.
+* :mod:`~keras_unets.training.schedules`: learning-rate schedules, optimizer,
+  loss and compile.
+* :mod:`~keras_unets.training.loop`: :func:`train_loop`.
+"""
+from keras_unets.training.callbacks import (
+    MulticlassValidation,
+    ThresholdSweep,
+    TimeLimit,
+    plot_accuracy_per_epoch,
+    plot_threshold_curve,
+    read_threshold_table,
+)
+from keras_unets.training.config import (
+    CONFIG_KEYS,
+    PROFILE_NAMES,
+    PROFILES,
+    RETIRED_KEYS,
+    format_profiles,
+    get_profile,
+    model_family,
+    resolve_config,
+    without_retired_keys,
+)
+from keras_unets.training.loop import train_loop
+from keras_unets.training.run_dir import (
+    RUN_TABLES,
+    AtomicCheckpoint,
+    load_run_model,
+    load_state,
+    read_history,
+    recover_run,
+    save_model_atomic,
+)
+from keras_unets.training.schedules import (
+    LOSS_NAMES,
+    LR_SCHEDULES,
+    CosineTimeDecay,
+    compile_model,
+    cosine_time_lr,
+    make_loss,
+    make_optimizer,
+)
+from keras_unets.training.trainer import (
+    OptionError,
+    RunData,
+    RunExistsError,
+    RunSlices,
+    TrainResult,
+    evaluate_run,
+    train,
+)
+
+__all__ = [
+    "train", "evaluate_run", "load_run_model", "TrainResult", "RunSlices", "RunData",
+    "OptionError", "RunExistsError", "train_loop", "read_history", "load_state",
+    "recover_run", "save_model_atomic", "AtomicCheckpoint", "RUN_TABLES", "ThresholdSweep",
+    "MulticlassValidation", "TimeLimit", "read_threshold_table", "plot_threshold_curve",
+    "plot_accuracy_per_epoch", "CosineTimeDecay", "cosine_time_lr", "make_optimizer",
+    "make_loss", "compile_model", "LOSS_NAMES", "LR_SCHEDULES", "PROFILES", "PROFILE_NAMES",
+    "CONFIG_KEYS", "RETIRED_KEYS", "format_profiles", "get_profile", "model_family",
+    "resolve_config", "without_retired_keys",
+]
