@@ -23,7 +23,7 @@ from keras_unets.augment import (
 )
 from keras_unets.callbacks import read_threshold_table
 from keras_unets.data import read_stack
-from keras_unets.layers import ClassGuidance
+from keras_unets.models.layers import ClassGuidance
 from keras_unets.models import get_model
 from keras_unets.profiles import resolve_config
 from keras_unets.training import (
