@@ -6,7 +6,7 @@ X_En^5 becomes a 1024-channel map of 512 x 512 (1 GiB in float32), and
 autodiff keeps such maps for the backward pass.
 ``build_unet3p(factorize_skips=True)`` computes the same function (same
 weights, same outputs and gradients) without forming them: its skip convs
-are ``keras_unets.layers.UpsampleConv2D(factorized=True)`` (the kernel's
+are ``keras_unets.models.layers.UpsampleConv2D(factorized=True)`` (the kernel's
 channel mixing runs at the source resolution; the shifted up-sampling is two
 contractions).
 

@@ -4,7 +4,7 @@ Reproduces the "U-Net School" report (Liu, Shi, Chen) on the ISBI 2012 EM
 membrane data.
 
 ``import keras_unets`` imports Keras and registers the package's custom
-objects (:mod:`keras_unets.layers`, :mod:`keras_unets.losses`, through
+objects (:mod:`keras_unets.models.layers`, :mod:`keras_unets.losses`, through
 :mod:`keras_unets.saving`), so that a model saved by keras-unets loads in a
 fresh interpreter with ``keras.saving.load_model`` or
 :func:`keras_unets.load_model`. Nothing heavier is imported: the training,

@@ -3,8 +3,8 @@
 What ``keras-unets evaluate PRED --labels LABELS`` runs when PRED and LABELS
 are folders of images of any names and sizes (PRED = ``OUT/masks`` of
 ``keras-unets predict``; LABELS = your mask folder, the masks of
-``keras_unets.folders``). Files pair by stem as in
-:func:`keras_unets.folders.find_pairs` (``cell_01.png`` with
+``keras_unets.data.folders``). Files pair by stem as in
+:func:`keras_unets.data.folders.find_pairs` (``cell_01.png`` with
 ``cell_01.png``; with ``mask_suffix="_mask"``, ``cell_01_mask.png``).
 
 * **Binary** labels (0 and one foreground value): predictions are ``uint8``
@@ -13,10 +13,10 @@ are folders of images of any names and sizes (PRED = ``OUT/masks`` of
   the 256-threshold sweep, as :func:`keras_unets.metrics.evaluate`), Dice
   and IoU of the foreground, each pooled over all pixels of all images
   (images of different sizes count by their pixels). When all images have
-  one size, the ISBI 2012 challenge scores (:func:`keras_unets.isbi.isbi_scores`)
+  one size, the ISBI 2012 challenge scores (:func:`keras_unets.metrics.isbi.isbi_scores`)
   are added.
 * **K classes** (labels ``0..K-1``, ``classes=K`` or inferred as
-  :func:`keras_unets.folders.load_folder_pairs` does): predictions are class
+  :func:`keras_unets.data.folders.load_folder_pairs` does): predictions are class
   indices; :func:`keras_unets.metrics.evaluate_multiclass` (per-class Dice and
   IoU, their foreground mean, pixel accuracy, confusion matrix).
 
@@ -47,7 +47,7 @@ class LabelPairs(NamedTuple):
 def is_slice_folder(path):
     """True for a folder whose image files are all ISBI slices ``{i}.png`` / ``{i}.tif``."""
     from keras_unets.data import stack_indices
-    from keras_unets.folders import IMAGE_SUFFIXES
+    from keras_unets.data.folders import IMAGE_SUFFIXES
 
     path = Path(path)
     if not path.is_dir():
@@ -58,16 +58,17 @@ def is_slice_folder(path):
 
 
 def read_label_pairs(pred, labels, *, mask_suffix=""):
-    """Read two folders of masks, paired by stem (:func:`keras_unets.folders.find_pairs`).
+    """Read two folders of masks, paired by stem (:func:`keras_unets.data.folders.find_pairs`).
 
     Raises:
         keras_unets.data.DataNotFoundError: a missing or empty folder.
-        keras_unets.folders.PairingError: stems of one folder without a file
+        keras_unets.data.folders.PairingError: stems of one folder without a file
             in the other (listing them).
         keras_unets.data.DataFormatError: an unreadable file, a non-integer
             map, or a prediction of another size than its label (naming both).
     """
-    from keras_unets.folders import _read_mask, find_pairs
+    from keras_unets.data.folders import find_pairs
+    from keras_unets.data.images import read_mask
 
     for path, what in ((pred, "PRED"), (labels, "LABELS")):
         if Path(path).is_file():
@@ -78,8 +79,8 @@ def read_label_pairs(pred, labels, *, mask_suffix=""):
     pairs = find_pairs(pred, labels, mask_suffix=mask_suffix)
     stems, preds, trues, psrc, lsrc = [], [], [], [], []
     for pair in pairs:
-        p, ps = _read_mask(pair.image, None)
-        t, ts = _read_mask(pair.mask, None)
+        p, ps = read_mask(pair.image, None)
+        t, ts = read_mask(pair.mask, None)
         if p.shape != t.shape:
             raise DataFormatError(
                 f"{ps} is {p.shape[0]}x{p.shape[1]} px (height x width) but its label {ts} is "
@@ -133,7 +134,7 @@ def _score_binary(pairs, threshold, isbi, fine_grid):
             "pixel accuracy."
         )
     if (isbi or fine_grid) and one_size:
-        from keras_unets.isbi import fine_scores, isbi_scores
+        from keras_unets.metrics.isbi import fine_scores, isbi_scores
 
         scores = isbi_scores(np.stack(preds), np.stack(labels))
         result.update({
@@ -178,7 +179,7 @@ def evaluate_folders(pred, labels, *, mask_suffix="", classes=None, threshold=No
         include_background: K classes: average Dice and IoU over all classes.
         isbi: binary images of one size: add the ISBI 2012 scores.
         fine_grid: binary images of one size: add V_rand and V_info on the
-            0.01 grid (:func:`keras_unets.isbi.fine_scores`).
+            0.01 grid (:func:`keras_unets.metrics.isbi.fine_scores`).
         pairs: a :class:`LabelPairs` already read (then the paths are not read).
 
     Returns:
@@ -196,14 +197,14 @@ def evaluate_folders(pred, labels, *, mask_suffix="", classes=None, threshold=No
             ``fine_grid`` for images of several sizes.
         keras_unets.data.DataNotFoundError, keras_unets.data.DataFormatError:
             see :func:`read_label_pairs`; labels that are neither binary nor
-            class indices (:class:`keras_unets.folders.MaskValuesError`).
+            class indices (:class:`keras_unets.data.folders.MaskValuesError`).
     """
-    from keras_unets.folders import _infer_classes
+    from keras_unets.data.images import infer_classes
 
     if pairs is None:
         pairs = read_label_pairs(pred, labels, mask_suffix=mask_suffix)
     values = [set(np.unique(t).tolist()) for t in pairs.labels]
-    classes = _infer_classes(values, pairs.label_sources, classes)
+    classes = infer_classes(values, pairs.label_sources, classes)
     if classes == 2:
         result, sweep = _score_binary(pairs, threshold, isbi, fine_grid)
     else:

@@ -13,7 +13,7 @@ the reduced value is the plain sum of the terms.
 
 * :func:`weighted_binary_crossentropy`: the U-Net paper's weighted
   cross-entropy (Ronneberger et al. 2015, eq. 1) with per-pixel weights such
-  as :func:`keras_unets.weightmaps.unet_weight_map`. Two ways to pass the
+  as :func:`keras_unets.augment.weightmaps.unet_weight_map`. Two ways to pass the
   weights: Keras' ``sample_weight`` (``(B, H, W)``; what
   :class:`keras_unets.augment.SegmentationDataset` yields), or an explicit
   weight channel (``WeightedBinaryCrossentropy(weight_channel=True)``:

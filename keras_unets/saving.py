@@ -1,7 +1,7 @@
 """Load a model that keras-unets saved: a ``.keras`` file or a run folder.
 
 Importing this module registers every custom Keras object of the package
-(the layers of :mod:`keras_unets.layers`, the losses of
+(the layers of :mod:`keras_unets.models.layers`, the losses of
 :mod:`keras_unets.losses`) so that ``keras.saving.load_model`` finds them
 by their registered names (``keras_unets>BilinearUpSampling2D``, ...).
 Keras 3 imports the modules of its own packages when it meets an unknown
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import keras
 
-from keras_unets import layers as _layers  # noqa: F401 - registers the layers
 from keras_unets import losses as _losses  # noqa: F401 - registers the losses
+from keras_unets.models import layers as _layers  # noqa: F401 - registers the layers
 
 __all__ = ["load_model", "model_path"]
 

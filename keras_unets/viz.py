@@ -35,7 +35,7 @@ import re
 
 import numpy as np
 
-from keras_unets.metrics import (
+from keras_unets.metrics.pixel import (
     _as_stack,
     _check_labels,
     _check_pred_uint8,

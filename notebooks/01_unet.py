@@ -47,7 +47,7 @@ from keras_unets.viz import (
     plot_panels,
     prediction_panels,
 )
-from keras_unets.weightmaps import unet_weight_map
+from keras_unets.augment.weightmaps import unet_weight_map
 
 FAST = os.environ.get("KERAS_UNETS_NB_FAST", "0") not in ("", "0")
 DATA = resolve_data_dir()  # $ISBI2012_DIR, else ~/.keras/datasets/isbi2012 (the error says what to put there)

@@ -39,7 +39,7 @@ from IPython.display import Markdown, display
 
 from keras_unets.augment import Augmenter
 from keras_unets.data import load_split, resolve_data_dir
-from keras_unets.layers import ClassGuidance
+from keras_unets.models.layers import ClassGuidance
 from keras_unets.metrics import evaluate, threshold_sweep, to_uint8
 from keras_unets.models import get_model, main_output_name
 from keras_unets.inference import predict_tiled
@@ -100,7 +100,7 @@ del paper
 # channel alone and the convolution mixes channels at each of its nine kernel
 # offsets, so the two can be swapped exactly: the channel mixing runs at the
 # deep map's own resolution, and the nine narrow results are up-sampled and
-# shifted into place (`keras_unets.layers.UpsampleConv2D(factorized=True)`).
+# shifted into place (`keras_unets.models.layers.UpsampleConv2D(factorized=True)`).
 # Same function and weights, no wide full-size map: the paper's UNet 3+ then
 # needs 4.3 GiB instead of 6.6 GiB to train at 512 x 512 (XLA's figure,
 # `BENCHMARKS.md`) and steps about 1.5x faster on a CPU.

@@ -15,15 +15,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from keras_unets.augment import (
-    CGM_OUTPUT,
-    Augmenter,
-    SegmentationDataset,
-    cgm_targets,
-)
+from keras_unets.augment import Augmenter, SegmentationDataset, cgm_targets
 from keras_unets.training import read_threshold_table
 from keras_unets.data import read_stack
-from keras_unets.layers import ClassGuidance
+from keras_unets.models.unet3p import CGM_OUTPUT
+from keras_unets.models.layers import ClassGuidance
 from keras_unets.models import get_model
 from keras_unets.training.config import resolve_config
 from keras_unets.training.trainer import _CenterCropTargets

@@ -10,6 +10,7 @@ import pytest
 import tifffile
 
 from keras_unets import data as D
+from keras_unets.data import stacks
 from keras_unets.data import (
     PIXEL_SHA256,
     DataFormatError,
@@ -175,7 +176,7 @@ def test_write_stack_tiff_is_atomic_on_failure(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(D.tifffile, "imwrite", boom)
+    monkeypatch.setattr(stacks.tifffile, "imwrite", boom)
     with pytest.raises(OSError, match="disk full"):
         write_stack(target, _volume(2, 4, 4, seed=9))
     monkeypatch.undo()
@@ -464,7 +465,7 @@ def test_data_modules_do_not_import_keras():
         "pkg = types.ModuleType('keras_unets');"
         "pkg.__path__ = list(spec.submodule_search_locations); pkg.__version__ = '0';"
         "sys.modules['keras_unets'] = pkg;"
-        "import keras_unets.data, keras_unets.download, keras_unets.cli.data;"
+        "import keras_unets.data, keras_unets.data.download, keras_unets.cli.data;"
         "bad = [m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules];"
         "assert not bad, bad"
     )

@@ -1,4 +1,4 @@
-"""Tests for keras_unets.download against a real HTTP server on 127.0.0.1.
+"""Tests for keras_unets.data.download against a real HTTP server on 127.0.0.1.
 
 The server serves synthetic volumes in the ISBI 2012 shape
 (``synthetic_isbi_full_dir``), not the official files, so the expected blob
@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from keras_unets import download as dl
+from keras_unets.data import download as dl
 from keras_unets.cli import main as cli_main
 from keras_unets.data import PIXEL_SHA256, VOLUME_FILES, load_isbi2012, pixel_sha256
-from keras_unets.download import (
+from keras_unets.data.download import (
     OFFICIAL_BLOB_IDS,
     DownloadError,
     check_data_dir,

@@ -1,4 +1,4 @@
-"""Tests of keras_unets.isbi: the ISBI 2012 challenge metrics.
+"""Tests of keras_unets.metrics.isbi: the ISBI 2012 challenge metrics.
 
 Three ways: hand-derived cases (derivations in comments), invariants, and
 independent references built here from other code:
@@ -26,8 +26,8 @@ from skimage.measure import label as sk_label
 from skimage.metrics import adapted_rand_error, contingency_table, variation_of_information
 from skimage.segmentation import watershed as sk_watershed
 
-from keras_unets import isbi
-from keras_unets.isbi import (
+from keras_unets.metrics import isbi
+from keras_unets.metrics.isbi import (
     FINE_THRESHOLDS,
     ISBI_THRESHOLDS,
     binarize,

@@ -1,9 +1,9 @@
-"""keras_unets.layers: BilinearUpSampling2D against Keras' own bilinear up-sampling."""
+"""keras_unets.models.layers: BilinearUpSampling2D against Keras' own bilinear up-sampling."""
 import numpy as np
 import keras
 import pytest
 
-from keras_unets.layers import BilinearUpSampling2D
+from keras_unets.models.layers import BilinearUpSampling2D
 from keras_unets.models import get_model
 
 
@@ -64,7 +64,7 @@ def _up_then_conv(x_shape, filters, factor, kernel=3, activation=None):
 
 def _upsample_conv(x_shape, filters, kernel=3, **layer_kwargs):
     """A model of one ``UpsampleConv2D`` (layer ``uc``, 'same' padding)."""
-    from keras_unets.layers import UpsampleConv2D
+    from keras_unets.models.layers import UpsampleConv2D
 
     inp = keras.Input(x_shape)
     return keras.Model(inp, UpsampleConv2D(filters, kernel, padding="same", name="uc",
@@ -152,7 +152,7 @@ def test_upsample_conv_factorized_at_unknown_sizes():
 
 
 def test_upsample_conv_serializes_and_rejects_bad_arguments(tmp_path):
-    from keras_unets.layers import UpsampleConv2D
+    from keras_unets.models.layers import UpsampleConv2D
 
     model = _upsample_conv((4, 4, 2), 3, upsample=2)
     path = tmp_path / "uc.keras"

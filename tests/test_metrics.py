@@ -282,7 +282,12 @@ def test_isbi_slices_report_baselines(isbi_dir):
 def test_docstring_examples():
     import doctest
 
-    failures, tried = doctest.testmod(metrics, optionflags=doctest.NORMALIZE_WHITESPACE)
+    from keras_unets.metrics import multiclass, pixel
+
+    failures = tried = 0
+    for module in (metrics, pixel, multiclass):
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        failures, tried = failures + result.failed, tried + result.attempted
     assert tried > 0 and failures == 0
 
 

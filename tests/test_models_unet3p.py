@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_unets.layers import ClassGuidance
+from keras_unets.models.layers import ClassGuidance
 from keras_unets.models import build_unet3p, main_output_name
 
 

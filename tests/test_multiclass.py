@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from keras_unets.augment import Augmenter, SegmentationDataset
+from keras_unets.data.folders import from_arrays
 from keras_unets.training import MulticlassValidation
-from keras_unets.folders import from_arrays
 from keras_unets.losses import CategoricalCEDiceLoss, categorical_ce_dice_loss
 from keras_unets.metrics import class_scores, confusion_matrix, evaluate_multiclass
 from keras_unets.models import build_unet

@@ -19,7 +19,7 @@ from keras import layers
 
 from keras_unets.cli import main
 from keras_unets.data import read_stack, write_stack
-from keras_unets.folders import INTENSITY, normalize_image
+from keras_unets.data.folders import INTENSITY, normalize_image
 from keras_unets.inference import predict_folder, predict_images, run_settings
 from keras_unets.models import build_unet
 

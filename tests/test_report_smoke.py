@@ -410,7 +410,7 @@ def test_smoke_summary_gets_the_seed_spread_of_a_seed_folder(smoke_results, tmp_
 def test_smoke_holdout_numbers_match_an_independent_recomputation(smoke_results, small_isbi):
     """UNet 3+'s hold-out accuracy: checkpoint and threshold from 20-24 only, by plain numpy."""
     from keras_unets.data import load_isbi2012
-    from keras_unets.isbi import isbi_scores
+    from keras_unets.metrics.isbi import isbi_scores
 
     root, _ = smoke_results
     s = next(s for s in _metrics(root, "holdout")["summary"] if s["network"] == "UNet 3+")

@@ -32,7 +32,8 @@ from keras_unets.training import LOSS_NAMES, compile_model, load_run_model  # no
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Modules that ``import keras_unets`` may load (no builders, training or data pipelines).
-LIGHT_MODULES = {"keras_unets", "keras_unets.saving", "keras_unets.layers", "keras_unets.losses"}
+LIGHT_MODULES = {"keras_unets", "keras_unets.saving", "keras_unets.models", "keras_unets.models.layers",
+                 "keras_unets.losses"}
 
 FRESH_LOAD = """
 import json, sys

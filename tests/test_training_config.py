@@ -58,7 +58,7 @@ def test_paper_unet3p_is_the_paper_network_factorized(model):
     # order, the same parameters (Huang et al. 2020: 26,983,681 with BN
     # statistics for the plain model), each deeper skip a factorized
     # up-sample-then-conv
-    from keras_unets.layers import UpsampleConv2D
+    from keras_unets.models.layers import UpsampleConv2D
     from keras_unets.models import get_model
 
     kwargs = get_profile("paper", model)["model_kwargs"]

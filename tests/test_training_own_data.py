@@ -13,7 +13,7 @@ import tifffile
 from click.testing import CliRunner
 
 from keras_unets.cli import main
-from keras_unets.folders import load_folder_pairs, split_val
+from keras_unets.data.folders import load_folder_pairs, split_val
 from keras_unets.training import OptionError, load_run_model, train
 
 TINY = ["--set", "filters=4", "--set", "depth=2", "--profile", "smoke", "--crop", "32",

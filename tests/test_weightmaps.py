@@ -1,11 +1,11 @@
-"""Tests for keras_unets.weightmaps (U-Net eq. 2)."""
+"""Tests for keras_unets.augment.weightmaps (U-Net eq. 2)."""
 import time
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from keras_unets.weightmaps import (
+from keras_unets.augment.weightmaps import (
     border_margin,
     cell_distances,
     class_balance_weights,

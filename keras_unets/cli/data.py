@@ -1,6 +1,6 @@
 """``keras-unets data``: download and check the ISBI 2012 data.
 
-A thin layer over :mod:`keras_unets.download` and :mod:`keras_unets.data`.
+A thin layer over :mod:`keras_unets.data.download` and :mod:`keras_unets.data`.
 """
 import json
 
@@ -37,7 +37,7 @@ def download(dest, mirrors, timeout, force, no_progress):
     Each file is checked against the git blob id of the official file and
     written atomically; a failed mirror is skipped for the next one.
     """
-    from keras_unets.download import DownloadError, download_isbi2012
+    from keras_unets.data.download import DownloadError, download_isbi2012
 
     try:
         path = download_isbi2012(
@@ -63,7 +63,7 @@ def check(directory, as_json):
     Exits with status 1 when the directory is not usable.
     """
     from keras_unets.data import ENV_VAR, default_data_dir
-    from keras_unets.download import check_data_dir
+    from keras_unets.data.download import check_data_dir
 
     if directory is None:
         import os

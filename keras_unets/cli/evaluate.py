@@ -1,7 +1,7 @@
 """``keras-unets evaluate``: score predictions against labels.
 
 A thin layer over :func:`keras_unets.metrics.evaluate` (the report's pixel
-accuracy and its threshold sweep, Dice, IoU) and :mod:`keras_unets.isbi`
+accuracy and its threshold sweep, Dice, IoU) and :mod:`keras_unets.metrics.isbi`
 (V_rand, V_info, Rand error, pixel error of the ISBI 2012 challenge) for
 stacks, and over :func:`keras_unets.evaluation.evaluate_folders` for two
 folders of masks paired by file name (any sizes, binary or K classes).
@@ -109,7 +109,7 @@ def _json_safe(value):
 def format_table(result, *, slice_ids, given_threshold, sweep=None):
     """Markdown table of an :func:`~keras_unets.metrics.evaluate` result.
 
-    With the keys of :func:`keras_unets.isbi.fine_scores` in ``result``
+    With the keys of :func:`keras_unets.metrics.isbi.fine_scores` in ``result``
     (``--fine-grid``), V_rand and V_info on the 0.01 grid get rows too.
     """
     t = result["threshold"]
@@ -352,7 +352,7 @@ def evaluate_command(pred, labels_path, slices, threshold, sweep, fine_grid, mas
 
     Example: keras-unets evaluate out/masks --labels my_data/masks --json
     """
-    from keras_unets.isbi import fine_scores
+    from keras_unets.metrics.isbi import fine_scores
     from keras_unets.metrics import evaluate, threshold_sweep
 
     if sweep and threshold is not None:

@@ -1,6 +1,6 @@
 """Predict a folder of images (or a TIFF stack) with a trained model: ``keras-unets predict``.
 
-:func:`predict_folder` reads the images with :func:`keras_unets.folders.read_images`
+:func:`predict_folder` reads the images with :func:`keras_unets.data.folders.read_images`
 under the rule the model was trained with (:func:`run_settings`: the run
 folder's ``config.json``), predicts each image at its own size
 (:func:`keras_unets.inference.predict.predict_images`) and writes, for each
@@ -37,7 +37,7 @@ class RunSettings(NamedTuple):
         run_dir: the run folder (None for a bare ``.keras`` file or a model).
         classes: 2 (binary) or K >= 3, from ``config.json``.
         channels: input channels (1 or 3), from ``config.json``.
-        intensity: the intensity rule (:data:`keras_unets.folders.INTENSITY`).
+        intensity: the intensity rule (:data:`keras_unets.data.folders.INTENSITY`).
         threshold: ``results.json``'s ``best_threshold`` (0..255).
         from_logits: the model outputs logits (``config.json``'s config).
     """
@@ -158,9 +158,9 @@ def predict_folder(model_or_run, input, out, *, threshold=None, tile=None, tta=F
         tile, tta, batch_size, progress: :func:`~keras_unets.inference.predict.predict_tiled`'s.
         checkpoint: ``"best"`` or ``"last"`` for a run folder.
 
-    Images are read with :func:`keras_unets.folders.read_images` under the
+    Images are read with :func:`keras_unets.data.folders.read_images` under the
     run's intensity rule and channels (``config.json``), else
-    :data:`keras_unets.folders.INTENSITY` and the model's input channels.
+    :data:`keras_unets.data.folders.INTENSITY` and the model's input channels.
 
     Returns:
         A JSON-ready summary: ``checkpoint``, ``input``, ``slices`` (images
@@ -178,7 +178,7 @@ def predict_folder(model_or_run, input, out, *, threshold=None, tile=None, tta=F
         keras_unets.data.DataFormatError: an unreadable image, or images
             whose channels differ from the model's (``ChannelsError``).
     """
-    from keras_unets.folders import INTENSITY, read_images
+    from keras_unets.data.folders import INTENSITY, read_images
     from keras_unets.inference.predict import predict_images
     from keras_unets.metrics import to_uint8
 

@@ -13,29 +13,52 @@
 Output naming: a single-output model names its output layer ``output``;
 deep-supervision models name their heads ``out1``..``out4`` (UNet++, on
 X^{0,1..4}) or ``out1``..``out5`` (UNet 3+, ``out1`` = full-resolution
-X_De^1), plus ``cls`` for the UNet 3+ classification-guided module.
+X_De^1), plus ``cls`` for the UNet 3+ classification-guided module
+(:data:`keras_unets.models.unet3p.CGM_OUTPUT`).
 :func:`main_output_name` says which output to use as "the" prediction.
+
+Custom layers (:mod:`keras_unets.models.layers`) and the helpers the
+builders share (:mod:`keras_unets.models.blocks`) are submodules; the names
+above are imported on first use, so importing a submodule alone (as
+``import keras_unets`` does with ``layers``) loads no builder.
 """
-from keras_unets.models.blocks import (
-    nearest_valid_input_sizes,
-    unet_output_size,
-    valid_input_sizes,
-)
-from keras_unets.models.memory import (
-    compile_training_step,
-    compiled_training_memory,
-    estimate_training_memory,
-)
-from keras_unets.models.registry import (
-    MODEL_NAMES,
-    get_model,
-    get_model_info,
-    parse_model_spec,
-    register_model,
-)
-from keras_unets.models.unet import build_unet
-from keras_unets.models.unet3p import build_unet3p
-from keras_unets.models.unetpp import average_heads, build_unetpp, prune_unetpp
+import importlib
+
+#: Public names of the submodules, imported on first use (PEP 562), so that
+#: ``keras_unets.models.layers`` (which ``import keras_unets`` loads to
+#: register the custom layers) does not build the model zoo with it.
+_LAZY = {
+    "nearest_valid_input_sizes": "blocks",
+    "unet_output_size": "blocks",
+    "valid_input_sizes": "blocks",
+    "compile_training_step": "memory",
+    "compiled_training_memory": "memory",
+    "estimate_training_memory": "memory",
+    "MODEL_NAMES": "registry",
+    "get_model": "registry",
+    "get_model_info": "registry",
+    "parse_model_spec": "registry",
+    "register_model": "registry",
+    "build_unet": "unet",
+    "build_unet3p": "unet3p",
+    "CGM_OUTPUT": "unet3p",
+    "average_heads": "unetpp",
+    "build_unetpp": "unetpp",
+    "prune_unetpp": "unetpp",
+}
+
+
+def __getattr__(name):
+    """``keras_unets.models.get_model`` etc.: import the owning submodule on first use."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"keras_unets.models.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'keras_unets.models' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def main_output_name(model):
@@ -72,6 +95,7 @@ def _is_unet3p(model):
 
 
 __all__ = [
+    "CGM_OUTPUT",
     "MODEL_NAMES",
     "average_heads",
     "build_unet",

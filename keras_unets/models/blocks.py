@@ -8,7 +8,7 @@ work (for example the nearest valid tile size).
 import keras
 from keras import layers
 
-from keras_unets.layers import BilinearUpSampling2D, UpsampleConv2D
+from keras_unets.models.layers import BilinearUpSampling2D, UpsampleConv2D
 
 PADDINGS = ("same", "valid")
 

@@ -23,7 +23,7 @@ outputs ``out1`` (X_De^1, the full-resolution main head) .. ``out5``.
 Section 2.3 (classification-guided module, CGM): Dropout 0.5 -> 1x1 conv to
 2 channels -> global max-pool -> sigmoid on X_En^5 (output ``cls``); its
 argmax (0/1) multiplies every segmentation output. The argmax passes no
-gradient (:class:`keras_unets.layers.ClassGuidance`), so ``cls`` needs its own
+gradient (:class:`keras_unets.models.layers.ClassGuidance`), so ``cls`` needs its own
 loss (binary cross-entropy against one-hot [absent, present], index 1 =
 present as the argmax reads it; :func:`keras_unets.augment.cgm_targets` makes
 it from each training crop: present if the crop's label has a cell pixel.
@@ -41,8 +41,16 @@ adds 2 x 6,528 BN moving statistics: 26,983,681 plain.
 import keras
 from keras import layers
 
-from keras_unets.layers import BilinearUpSampling2D, ClassGuidance
 from keras_unets.models import blocks
+from keras_unets.models.layers import BilinearUpSampling2D, ClassGuidance
+
+__all__ = ["CGM_OUTPUT", "build_unet3p"]
+
+#: Name of the classification-guided module's output (``cgm=True``): class
+#: scores ``(B, 2)`` ``[absent, present]``, not a map. The batch source
+#: (:func:`keras_unets.augment.cgm_targets`) and the threshold sweep skip
+#: it by this name.
+CGM_OUTPUT = "cls"
 
 
 def build_unet3p(
@@ -80,7 +88,7 @@ def build_unet3p(
             ``cat_channels * (depth + 1)`` (paper: 320).
         factorize_skips: compute each deeper skip's up-sample-then-conv
             exactly without forming the up-sampled map
-            (:class:`keras_unets.layers.UpsampleConv2D` with
+            (:class:`keras_unets.models.layers.UpsampleConv2D` with
             ``factorized=True``, layer ``hd{d}_from_hd{k}_conv``; no
             ``hd{d}_from_hd{k}_up`` layer): the 3x3 kernel's channel mixing
             runs at the source's resolution, and the shifted bilinear
@@ -186,10 +194,10 @@ def build_unet3p(
 
     cls = None
     if cgm:
-        c = layers.Dropout(cgm_dropout, name="cls_dropout")(enc[n_scales])
-        c = layers.Conv2D(2, 1, kernel_initializer=kernel_initializer, name="cls_conv")(c)
-        c = layers.GlobalMaxPooling2D(name="cls_pool")(c)
-        cls = layers.Activation("sigmoid", dtype="float32", name="cls")(c)
+        c = layers.Dropout(cgm_dropout, name=f"{CGM_OUTPUT}_dropout")(enc[n_scales])
+        c = layers.Conv2D(2, 1, kernel_initializer=kernel_initializer, name=f"{CGM_OUTPUT}_conv")(c)
+        c = layers.GlobalMaxPooling2D(name=f"{CGM_OUTPUT}_pool")(c)
+        cls = layers.Activation("sigmoid", dtype="float32", name=CGM_OUTPUT)(c)
 
     def head(k, out_name):
         out = blocks.output_head(

@@ -34,7 +34,7 @@ def _data_dir_or_download(data_dir, log):
     An explicit ``data_dir`` or ``$ISBI2012_DIR`` is used as is (a missing
     folder there is an error). Otherwise the default cache folder
     (``~/.keras/datasets/isbi2012``) is filled by
-    :func:`keras_unets.download.download_isbi2012`; when that fails (offline),
+    :func:`keras_unets.data.download.download_isbi2012`; when that fails (offline),
     the error says where to put the files by hand.
     """
     import os
@@ -46,7 +46,7 @@ def _data_dir_or_download(data_dir, log):
     except DataNotFoundError:
         if data_dir is not None or os.environ.get(ENV_VAR):
             raise
-    from keras_unets.download import DownloadError, download_isbi2012
+    from keras_unets.data.download import DownloadError, download_isbi2012
 
     dest = default_data_dir()
     log(f"ISBI 2012 data not found; downloading it into {dest}")

@@ -110,7 +110,7 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
       25-29, plus V_rand / V_info of the same predictions
       (:func:`keras_unets.metrics.evaluate`: maximised over thresholds
       0.0, 0.1, ..., 1.0, as the ISBI challenge scores them) and again
-      maximised over :data:`keras_unets.isbi.FINE_THRESHOLDS` (0.00, 0.01,
+      maximised over :data:`keras_unets.metrics.isbi.FINE_THRESHOLDS` (0.00, 0.01,
       ..., 1.00; keys ``v_rand_fine``, ``v_info_fine``), never lower;
     - blind: last checkpoint, threshold tuned on training slices 20-24,
       accuracy on 25-29;
@@ -119,7 +119,7 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
       the slice, thresholds re-tuned the same two ways. Its time per slice is
       one call, not a best of 3.
     """
-    from keras_unets.isbi import fine_scores
+    from keras_unets.metrics.isbi import fine_scores
     from keras_unets.metrics import evaluate
 
     run_dir = Path(arm["run_dir"])
@@ -181,14 +181,14 @@ def holdout_summary(network, arm, data, *, log=print):
     binarisation threshold (tuned on 20-24) never see slices 25-29, which
     are used only to measure: ``accuracy`` (plus ``v_rand`` / ``v_info``
     maximised over the challenge's thresholds as ISBI scores them, and over
-    the 0.01 grid: :func:`keras_unets.isbi.fine_scores`). For reference,
+    the 0.01 grid: :func:`keras_unets.metrics.isbi.fine_scores`). For reference,
     ``accuracy_test_threshold`` is the same checkpoint with the threshold
     tuned on 25-29 (``threshold_test``: what choosing the threshold on the
     test slices adds), and ``accuracy_holdout_slices`` the tuned accuracy on
     20-24 itself. ``tta_*``: the same with 8-way
     test-time augmentation, threshold re-tuned on 20-24.
     """
-    from keras_unets.isbi import fine_scores
+    from keras_unets.metrics.isbi import fine_scores
     from keras_unets.metrics import evaluate
 
     model = load_model(arm["run_dir"], "best")

@@ -288,7 +288,7 @@ def _introduction(profile, seed):
         "thinning (`keras_unets.metrics.evaluate`, best checkpoint): averaged over slices "
         "25-29, maximised over thresholds 0.0, 0.1, ..., 1.0 as the challenge's script does. "
         "V_rand on the 0.01 grid maximises over 0.00, 0.01, ..., 1.00 instead "
-        "(`keras_unets.isbi.FINE_THRESHOLDS`; th = where), so that a network whose best "
+        "(`keras_unets.metrics.isbi.FINE_THRESHOLDS`; th = where), so that a network whose best "
         "threshold falls between the challenge's is not marked down for it; \"–\" for rows "
         "evaluated before it was added.",
         "- inference: overlap-tile prediction (`keras_unets.inference.predict_tiled` defaults: "

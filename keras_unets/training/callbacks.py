@@ -23,7 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_unets.augment import CGM_OUTPUT  # the CGM's class-score output, not a map
+from keras_unets.models.unet3p import CGM_OUTPUT  # the CGM's class-score output, not a map
 from keras_unets.io import atomic_write, atomic_write_text
 from keras_unets.metrics import threshold_sweep, to_uint8
 from keras_unets.inference.predict import _run

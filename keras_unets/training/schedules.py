@@ -165,7 +165,7 @@ def compile_model(model, config, total_steps, *, classes=2):
     """
     import keras
 
-    from keras_unets.augment import CGM_OUTPUT
+    from keras_unets.models.unet3p import CGM_OUTPUT
     from keras_unets.models import main_output_name
 
     names = list(model.output_names)

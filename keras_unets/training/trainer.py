@@ -59,7 +59,7 @@ validation and test slices when it starts (unless ``verbose=0``);
 ``"holdout"``, ``"mixed"`` or ``"fold"``).
 
 Your own data (``images=``/``masks=``: two folders, two TIFF stacks, or
-arrays; :mod:`keras_unets.folders`): every image and mask, training and
+arrays; :mod:`keras_unets.data.folders`): every image and mask, training and
 validation, is read and checked before anything is written. Validation is a
 second pair (``val_images=``/``val_masks=``), a seeded ``val_fraction`` of
 whole images, or none (``best.keras`` is then ``last.keras``). Binary masks
@@ -509,7 +509,7 @@ class RunData:
 
     ``x_train``/``y_train`` (and ``x_val``/``y_val``, ``None`` without
     validation) are ``uint8`` stacks for ISBI 2012 and lists of images of any
-    size for your own data (:mod:`keras_unets.folders`). ``classes`` is 2 for
+    size for your own data (:mod:`keras_unets.data.folders`). ``classes`` is 2 for
     a binary run (one sigmoid output), else K >= 3 (a K-channel softmax);
     ``record`` is config.json's ``"data"`` entry.
     """
@@ -600,7 +600,7 @@ def _is_path(value):
 
 
 def _load_pairs(images, masks, *, mask_suffix, classes, intensity=None):
-    from keras_unets.folders import from_arrays, load_folder_pairs
+    from keras_unets.data.folders import from_arrays, load_folder_pairs
 
     if _is_path(images) and _is_path(masks):
         return load_folder_pairs(images, masks, mask_suffix=mask_suffix or "", classes=classes,
@@ -613,7 +613,7 @@ def _load_pairs(images, masks, *, mask_suffix, classes, intensity=None):
 
 
 def _check_val_matches(train_set, val_set):
-    from keras_unets.folders import ChannelsError
+    from keras_unets.data.folders import ChannelsError
 
     if val_set.channels != train_set.channels:
         raise ChannelsError(
@@ -633,7 +633,7 @@ def _load_own_data(own, seed, saved=None):
         _check_val_matches(train_set, val_set)
         source = "folder"
     elif own["val_fraction"] is not None:
-        from keras_unets.folders import split_val
+        from keras_unets.data.folders import split_val
 
         train_set, val_set, _ = split_val(train_set, float(own["val_fraction"]), seed=int(seed))
         source = "fraction"
@@ -750,7 +750,7 @@ def _model_kwargs_for_data(model_name, config, data):
 
 def _check_model_for_data(model, data, valid_padding):
     """Before anything is written: the model can train and validate on the data."""
-    from keras_unets.augment import CGM_OUTPUT
+    from keras_unets.models.unet3p import CGM_OUTPUT
 
     if not data.binary and CGM_OUTPUT in model.output_names:
         raise OptionError("classes", data.classes,
@@ -787,7 +787,7 @@ def _make_dataset(data, config, model, crop_size, steps):
         if data.own:
             raise OptionError("weight_map", True, "False with your own data (the U-Net "
                               "weight map is computed for the ISBI 2012 stack)")
-        from keras_unets.weightmaps import unet_weight_maps
+        from keras_unets.augment.weightmaps import unet_weight_maps
 
         weight_maps = unet_weight_maps(data.y_train)
     names = list(model.output_names)
@@ -872,8 +872,8 @@ def train(
         data_dir: ISBI 2012 folder (``keras_unets.data.resolve_data_dir``).
         images, masks: your own data instead of ISBI 2012: two folders (or
             two multi-page TIFF stacks) of image/mask pairs
-            (:func:`keras_unets.folders.load_folder_pairs`), or arrays /
-            lists of arrays (:func:`keras_unets.folders.from_arrays`). Any
+            (:func:`keras_unets.data.folders.load_folder_pairs`), or arrays /
+            lists of arrays (:func:`keras_unets.data.folders.from_arrays`). Any
             size, grey or RGB, 8 or 16 bit; the model gets the images'
             channels and one sigmoid output (binary masks) or a K-channel
             softmax (``classes=K``), trained with

@@ -24,19 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_unets.data import (
+from keras_unets.data.isbi2012 import (
     ENV_VAR,
     PIXEL_SHA256,
     PNG_DIRS,
     VOLUME_FILES,
-    DataFormatError,
-    DataNotFoundError,
     check_labels,
     default_data_dir,
     detect_layout,
-    pixel_sha256,
-    read_stack,
 )
+from keras_unets.data.stacks import DataFormatError, DataNotFoundError, pixel_sha256, read_stack
 from keras_unets.io import atomic_write
 
 __all__ = [

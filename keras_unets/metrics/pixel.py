@@ -15,13 +15,14 @@ Conventions (``DESIGN.md``): predictions are ``uint8`` 0-255 made with
 :func:`to_uint8`; labels are ``uint8`` {0, 255} with 255 = cell interior;
 arrays are ``(N, H, W)`` or a single ``(H, W)`` slice.
 
-Multi-class segmentation (class-index maps ``0..K-1``, images of any sizes):
-:func:`confusion_matrix`, :func:`class_scores` (per-class Dice and IoU) and
-:func:`evaluate_multiclass`.
+Also the per-slice Dice and IoU of the cell class (:func:`dice_per_image`,
+:func:`iou_per_image`) and the input checks the other metric modules share.
 
 Pure numpy: this module never imports Keras. The ISBI challenge metrics
-(V_rand, V_info, Rand error, pixel error) live in :mod:`keras_unets.isbi`;
-:func:`evaluate` gathers both.
+(V_rand, V_info, Rand error, pixel error) live in
+:mod:`keras_unets.metrics.isbi`, the multi-class ones in
+:mod:`keras_unets.metrics.multiclass`; :func:`keras_unets.metrics.evaluate`
+gathers the binary ones.
 """
 import math
 
@@ -35,31 +36,10 @@ __all__ = [
     "best_threshold",
     "dice_per_image",
     "iou_per_image",
-    "evaluate",
-    "EVALUATE_KEYS",
-    "confusion_matrix",
-    "class_scores",
-    "evaluate_multiclass",
-    "MULTICLASS_KEYS",
 ]
 
 #: Number of binarisation thresholds on the 0-255 scale (t = 0..255).
 N_THRESHOLDS = 256
-
-#: Keys of the dict returned by :func:`evaluate` that ``DESIGN.md`` fixes.
-EVALUATE_KEYS = (
-    "pixel_accuracy",
-    "threshold",
-    "best_threshold",
-    "best_accuracy",
-    "v_rand",
-    "v_info",
-    "rand_error",
-    "pixel_error",
-    "dice",
-    "iou",
-)
-
 
 # ----------------------------------------------------------------------------
 # input checks
@@ -300,7 +280,7 @@ def dice_per_image(pred, labels, threshold=127):
     Empty-mask rule (as nnU-Net's evaluation, Isensee et al., Nature Methods
     2021): when a slice has neither predicted nor true cell pixels the score
     is undefined and returned as ``NaN``; callers average with
-    ``np.nanmean`` so such slices are skipped (:func:`evaluate` does).
+    ``np.nanmean`` so such slices are skipped (:func:`keras_unets.metrics.evaluate` does).
 
     Returns:
         ``float64`` array of shape ``(N,)``.
@@ -339,174 +319,3 @@ def _nanmean(values):
     if values.size == 0 or np.isnan(values).all():
         return math.nan
     return float(np.nanmean(values))
-
-
-def evaluate(pred, labels, *, threshold=None):
-    """All metrics of the report and of the ISBI 2012 challenge for one volume.
-
-    Args:
-        pred: ``uint8`` ``(N, H, W)`` probability map on the 0-255 scale (make
-            it with :func:`to_uint8`).
-        labels: same shape, values {0, 255}, 255 = cell.
-        threshold: integer 0..255 at which to report ``pixel_accuracy``,
-            ``dice`` and ``iou``; ``None`` uses the best threshold of the
-            256-threshold sweep (ties -> lowest, see :func:`best_threshold`).
-
-    Returns:
-        dict with (``DESIGN.md``)
-
-        - ``pixel_accuracy``: accuracy of ``pred > threshold`` (report, sec. IV),
-        - ``threshold``: the threshold used (int),
-        - ``best_threshold``, ``best_accuracy``: best of the 0..255 sweep,
-        - ``v_rand``, ``v_info``: ISBI 2013 scores after thinning, max over
-          thresholds 0.0..1.0 (:func:`keras_unets.isbi.isbi_scores`),
-        - ``rand_error``, ``pixel_error``: ISBI 2012 errors,
-        - ``dice``, ``iou``: mean over slices of the per-slice cell-class
-          scores at ``threshold`` (empty-empty slices are ``NaN`` and skipped;
-          ``NaN`` if every slice is empty),
-
-        plus ``dice_per_image`` and ``iou_per_image`` (lists) and the
-        thresholds (0.0..1.0) at which each ISBI score was reached:
-        ``v_rand_threshold``, ``v_info_threshold``, ``rand_error_threshold``,
-        ``pixel_error_threshold``. Values are plain Python numbers.
-    """
-    from keras_unets.isbi import isbi_scores  # local: isbi imports this module
-
-    sweep = threshold_sweep(pred, labels)
-    best_t = int(np.argmax(sweep))
-    t = best_t if threshold is None else _check_threshold(threshold)
-    dice = dice_per_image(pred, labels, t)
-    iou = iou_per_image(pred, labels, t)
-    isbi = isbi_scores(pred, labels)
-    return {
-        "pixel_accuracy": float(sweep[t]),
-        "threshold": t,
-        "best_threshold": best_t,
-        "best_accuracy": float(sweep[best_t]),
-        "v_rand": isbi.v_rand,
-        "v_info": isbi.v_info,
-        "rand_error": isbi.rand_error,
-        "pixel_error": isbi.pixel_error,
-        "dice": _nanmean(dice),
-        "iou": _nanmean(iou),
-        "dice_per_image": [float(v) for v in dice],
-        "iou_per_image": [float(v) for v in iou],
-        "v_rand_threshold": isbi.v_rand_threshold,
-        "v_info_threshold": isbi.v_info_threshold,
-        "rand_error_threshold": isbi.rand_error_threshold,
-        "pixel_error_threshold": isbi.pixel_error_threshold,
-    }
-
-
-# ----------------------------------------------------------------------------
-# multi-class segmentation
-# ----------------------------------------------------------------------------
-#: Keys of the dict returned by :func:`evaluate_multiclass`.
-MULTICLASS_KEYS = ("pixel_accuracy", "dice", "iou", "mean_dice", "per_class", "confusion_matrix")
-
-
-def _label_maps(maps, name):
-    """A list of integer ``(H, W)`` maps from an ``(H, W)``, ``(N, H, W)`` array or a list."""
-    if isinstance(maps, np.ndarray):
-        maps = [maps] if maps.ndim == 2 else list(maps)
-    maps = [np.asarray(m) for m in maps]
-    if not maps:
-        raise ValueError(f"`{name}` is empty; give at least one (H, W) class-index map.")
-    for i, m in enumerate(maps):
-        if m.ndim != 2 or not (np.issubdtype(m.dtype, np.integer) or m.dtype == np.bool_):
-            raise ValueError(
-                f"`{name}[{i}]` must be an integer (H, W) map of class indices (argmax of the "
-                f"probabilities). Received: dtype={m.dtype}, shape={m.shape}"
-            )
-    return maps
-
-
-def confusion_matrix(pred_labels, true_labels, classes):
-    """Pixel counts ``cm[true, pred]``, ``int64 (K, K)``, pooled over all maps.
-
-    Args:
-        pred_labels, true_labels: class indices ``0..K-1``: one ``(H, W)``
-            map, an ``(N, H, W)`` stack or lists of maps of any sizes (each
-            prediction the size of its label).
-        classes: K.
-
-    Example:
-        >>> confusion_matrix(np.array([[0, 1], [1, 2]]), np.array([[0, 1], [2, 2]]), 3).tolist()
-        [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
-    """
-    classes = int(classes)
-    if classes < 2:
-        raise ValueError(f"`classes` must be >= 2. Received: classes={classes}")
-    preds, trues = _label_maps(pred_labels, "pred_labels"), _label_maps(true_labels, "true_labels")
-    if len(preds) != len(trues):
-        raise ValueError(f"{len(preds)} predictions for {len(trues)} labels; give one per label.")
-    cm = np.zeros(classes * classes, np.int64)
-    for i, (p, t) in enumerate(zip(preds, trues)):
-        if p.shape != t.shape:
-            raise ValueError(f"Prediction {i} has shape {p.shape} but its label {t.shape}.")
-        for name, m in (("pred_labels", p), ("true_labels", t)):
-            if m.size and (m.min() < 0 or m.max() >= classes):
-                raise ValueError(
-                    f"`{name}[{i}]` holds values {int(m.min())}..{int(m.max())}; class indices must be "
-                    f"0..{classes - 1} for classes={classes}."
-                )
-        cm += np.bincount(t.astype(np.int64).ravel() * classes + p.astype(np.int64).ravel(),
-                          minlength=classes * classes)
-    return cm.reshape(classes, classes)
-
-
-def class_scores(cm):
-    """Per-class ``(dice, iou)``, ``float64 (K,)`` each, from a confusion matrix.
-
-    ``Dice_k = 2 TP / (2 TP + FP + FN)``, ``IoU_k = TP / (TP + FP + FN)``. A
-    class absent from both prediction and label (``TP + FP + FN = 0``) has
-    no score: NaN, and it is left out of means, as nnU-Net does (Isensee et
-    al., Nature Methods 2021).
-    """
-    cm = np.asarray(cm, np.float64)
-    tp = np.diag(cm)
-    fp = cm.sum(axis=0) - tp
-    fn = cm.sum(axis=1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        present = (tp + fp + fn) > 0
-        dice = np.where(present, 2 * tp / (2 * tp + fp + fn), np.nan)
-        iou = np.where(present, tp / (tp + fp + fn), np.nan)
-    return dice, iou
-
-
-def _json_float(value):
-    return None if math.isnan(value) else float(value)
-
-
-def evaluate_multiclass(pred_labels, true_labels, classes, *, include_background=False):
-    """Multi-class metrics, JSON-ready.
-
-    Args:
-        pred_labels, true_labels, classes: as :func:`confusion_matrix`.
-        include_background: average Dice and IoU over all K classes; by
-            default over the foreground classes ``1..K-1`` (class 0 =
-            background, nnU-Net's foreground mean).
-
-    Returns:
-        dict with ``pixel_accuracy`` (correct pixels / all pixels),
-        ``mean_dice`` (mean Dice over the averaged classes that are present,
-        see :func:`class_scores`; None if none is), ``dice`` (the same value,
-        under the key :func:`evaluate` uses), ``iou`` (mean IoU, same rule),
-        ``per_class`` (``[{"class": k, "dice": ..., "iou": ...}]`` for every
-        class, None where absent) and ``confusion_matrix`` (``[true][pred]``
-        pixel counts, lists of ints).
-    """
-    cm = confusion_matrix(pred_labels, true_labels, classes)
-    dice, iou = class_scores(cm)
-    start = 0 if include_background else 1
-    mean_dice, mean_iou = _nanmean(dice[start:]), _nanmean(iou[start:])
-    total = int(cm.sum())
-    return {
-        "pixel_accuracy": float(np.trace(cm) / total) if total else math.nan,
-        "dice": _json_float(mean_dice),
-        "iou": _json_float(mean_iou),
-        "mean_dice": _json_float(mean_dice),
-        "per_class": [{"class": k, "dice": _json_float(d), "iou": _json_float(j)}
-                      for k, (d, j) in enumerate(zip(dice, iou))],
-        "confusion_matrix": cm.tolist(),
-    }

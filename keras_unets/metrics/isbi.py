@@ -74,7 +74,7 @@ import math
 import cv2
 import numpy as np
 
-from keras_unets.metrics import _as_stack, _check_labels, _check_same_shape
+from keras_unets.metrics.pixel import _as_stack, _check_labels, _check_same_shape
 
 __all__ = [
     "ISBI_THRESHOLDS",
