@@ -117,7 +117,12 @@ def _score_binary(pairs, threshold, isbi, fine_grid):
     flat_true = np.concatenate([t.ravel() for t in labels])[None, None]
     sweep = threshold_sweep(flat_pred, flat_true)  # pooled over all pixels
     best = int(np.argmax(sweep))
-    t = best if threshold is None else _check_threshold(threshold)
+    if threshold is not None:
+        t = _check_threshold(threshold)
+    elif all(np.isin(p, (0, 255)).all() for p in preds):
+        t = 127  # masks (keras-unets predict's OUT/masks): scored as they are
+    else:
+        t = best
     result = {
         "pixel_accuracy": float(sweep[t]),
         "threshold": t,
@@ -174,8 +179,10 @@ def evaluate_folders(pred, labels, *, mask_suffix="", classes=None, threshold=No
     Args:
         pred, labels, mask_suffix: folders paired by stem (:func:`read_label_pairs`).
         classes: None (infer from the labels), 1 or 2 (binary), K >= 3.
-        threshold: binary: ``pred > threshold`` (0..255); default the best
-            threshold of the pooled sweep.
+        threshold: binary: ``pred > threshold`` (0..255). Default: masks
+            (every value 0 or 255, as ``keras-unets predict`` writes them) are
+            scored as they are (127); probability maps at the best threshold of
+            the pooled sweep (``best_threshold``, reported either way).
         include_background: K classes: average Dice and IoU over all classes.
         isbi: binary images of one size: add the ISBI 2012 scores.
         fine_grid: binary images of one size: add V_rand and V_info on the
