@@ -69,8 +69,23 @@ def test_binary_folders_of_different_sizes_pool_all_pixels(tmp_path):
     # 0/255 masks: every threshold below 255 gives the same pooled accuracy; the best is 0
     best = _json(pred, "--labels", labels, "--mask-suffix", "_mask")
     assert best["best_threshold"] == 0 and best["pixel_accuracy"] == payload["pixel_accuracy"]
+    assert best["threshold"] == 127 and best["threshold_source"] == "masks"
     table = _run(pred, "--labels", labels, "--mask-suffix", "_mask").output
     assert "Dice (foreground, all pixels)" in table and f"{2 * tp / (2 * tp + fp + fn):.4f}" in table
+
+
+def test_masks_worse_than_background_are_scored_as_they_are(tmp_path):
+    """A mask folder is not re-thresholded: 255 (all background) would score higher."""
+    label = np.zeros((10, 10), np.uint8)
+    label[:, :2] = 1  # 20 foreground pixels
+    pred = np.zeros((10, 10), np.uint8)
+    pred[:, 5:] = 255  # 50 false positives, 20 false negatives
+    _write(tmp_path / "labels", {"x.png": label})
+    _write(tmp_path / "pred", {"x.png": pred})
+    payload = _json(tmp_path / "pred", "--labels", tmp_path / "labels")
+    assert payload["threshold"] == 127 and payload["threshold_source"] == "masks"
+    assert payload["pixel_accuracy"] == pytest.approx(0.3) and payload["dice"] == 0.0
+    assert payload["best_threshold"] == 255 and payload["best_accuracy"] == pytest.approx(0.8)
 
 
 def test_perfect_prediction_scores_one_and_probabilities_are_thresholded(tmp_path):

@@ -248,7 +248,8 @@ def _evaluate_folders(pred, labels_path, *, mask_suffix, classes, threshold, swe
             "pred": str(pred),
             "labels": str(labels_path),
             "stems": list(pairs.stems),
-            **({"threshold_source": "given" if threshold is not None else "best"}
+            **({"threshold_source": "given" if threshold is not None else (
+                "best" if result["threshold"] == result["best_threshold"] else "masks")}
                if result["classes"] == 2 else {}),
             **{k: _json_safe(v) for k, v in result.items()},
         }
