@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["01_unet", "02_unet_plus_plus", "03_unet_3plus"]
+NOTEBOOKS = ["01_unet", "02_unet_plus_plus", "03_unet_3plus", "04_your_own_data"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -167,9 +167,12 @@ EXPECTED = {
                           "X^{0,4} <- ", "L1:", "L4:", "| V_rand |"],
     "03_unet_3plus": ["paper UNet 3+: 26,970,625 trainable parameters", "hd3_from_hd5_relu",
                       "ClassGuidance", "absent -> max", "| V_rand |"],
+    "04_your_own_data": ["sizes: [(144, 256), (160, 224), (192, 160), (208, 176)]",
+                         "| U-Net |", "| Otsu |", "classes: 3", "confusion matrix"],
 }
 # data, augmented pair, sweep, errors (+ heads, pruning; + skips, CGM)
-MIN_FIGURES = {"01_unet": 4, "02_unet_plus_plus": 4, "03_unet_3plus": 5}
+MIN_FIGURES = {"01_unet": 4, "02_unet_plus_plus": 4, "03_unet_3plus": 5,
+               "04_your_own_data": 3}
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
