@@ -142,7 +142,7 @@ BAD_OPTIONS = [
     ("steps_per_epoch", 0, "--steps-per-epoch", "0", "an int >= 1"),
     ("batch_size", 0, "--batch-size", "0", "an int >= 1"),
     ("crop", 0, "--crop", "0", "a positive int"),
-    ("crop", 600, "--crop", "600", "at most the slice size 512"),
+    ("crop", 600, "--crop", "600", "at most the slice size 64"),  # the 64-px synthetic slices
     ("crop", 30, "--crop", "30", r"a size the model takes \(.*nearest sizes that work are "
                                  r"28 and 32"),
     ("learning_rate", 0.0, "--lr", "0", "a finite number > 0"),
