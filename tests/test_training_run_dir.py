@@ -24,7 +24,7 @@ from keras_unets.training import read_threshold_table, recover_run  # noqa: E402
 from keras_unets.cli import main  # noqa: E402
 from keras_unets.data import get_split  # noqa: E402
 from keras_unets.io import atomic_write_json, finite_json  # noqa: E402
-from keras_unets.training.trainer import _resolve_slices  # noqa: E402
+from keras_unets.training.options import _resolve_slices  # noqa: E402
 from keras_unets.training import (  # noqa: E402
     OptionError,
     RunExistsError,

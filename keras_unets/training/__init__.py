@@ -2,8 +2,15 @@
 
 * :mod:`~keras_unets.training.config`: the profiles (plain data) and their
   resolution into a run's config.
+* :mod:`~keras_unets.training.options`: the arguments of :func:`train`,
+  checked before anything is written (:class:`OptionError`, :class:`RunSlices`).
+* :mod:`~keras_unets.training.datasets`: the data of a run (:class:`RunData`:
+  ISBI 2012 slices or your own pairs) and the batches it trains on.
+* :mod:`~keras_unets.training.build`: the model of a run, built for its data.
 * :mod:`~keras_unets.training.trainer`: :func:`train` (options -> data ->
-  model -> callbacks -> loop -> results) and :func:`evaluate_run`.
+  model -> callbacks -> loop -> results).
+* :mod:`~keras_unets.training.results`: :class:`TrainResult` and ``results.json``.
+* :mod:`~keras_unets.training.evaluate`: :func:`evaluate_run`.
 * :mod:`~keras_unets.training.run_dir`: the files of a run directory, the
   epoch commit (:class:`AtomicCheckpoint`, :func:`recover_run`) and readers.
 * :mod:`~keras_unets.training.callbacks`: :class:`ThresholdSweep`,
@@ -50,15 +57,11 @@ from keras_unets.training.schedules import (
     make_loss,
     make_optimizer,
 )
-from keras_unets.training.trainer import (
-    OptionError,
-    RunData,
-    RunExistsError,
-    RunSlices,
-    TrainResult,
-    evaluate_run,
-    train,
-)
+from keras_unets.training.datasets import RunData
+from keras_unets.training.evaluate import evaluate_run
+from keras_unets.training.options import OptionError, RunExistsError, RunSlices
+from keras_unets.training.results import TrainResult
+from keras_unets.training.trainer import train
 
 __all__ = [
     "train", "evaluate_run", "load_run_model", "TrainResult", "RunSlices", "RunData",
