@@ -1,7 +1,8 @@
 """Training, split by stage.
 
-* :mod:`~keras_unets.training.config`: the profiles (plain data) and their
-  resolution into a run's config.
+* :mod:`~keras_unets.training.config`: :class:`TrainConfig` (every key with
+  its default), the profiles (their differences) and their resolution into a
+  run's config.
 * :mod:`~keras_unets.training.options`: the arguments of :func:`train`,
   checked before anything is written (:class:`OptionError`, :class:`RunSlices`).
 * :mod:`~keras_unets.training.datasets`: the data of a run (:class:`RunData`:
@@ -32,6 +33,7 @@ from keras_unets.training.config import (
     PROFILE_NAMES,
     PROFILES,
     RETIRED_KEYS,
+    TrainConfig,
     format_profiles,
     get_profile,
     model_family,
@@ -70,6 +72,6 @@ __all__ = [
     "MulticlassValidation", "TimeLimit", "read_threshold_table", "plot_threshold_curve",
     "plot_accuracy_per_epoch", "CosineTimeDecay", "cosine_time_lr", "make_optimizer",
     "make_loss", "compile_model", "LOSS_NAMES", "LR_SCHEDULES", "PROFILES", "PROFILE_NAMES",
-    "CONFIG_KEYS", "RETIRED_KEYS", "format_profiles", "get_profile", "model_family",
+    "CONFIG_KEYS", "RETIRED_KEYS", "TrainConfig", "format_profiles", "get_profile", "model_family",
     "resolve_config", "without_retired_keys",
 ]

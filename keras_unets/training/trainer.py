@@ -14,7 +14,8 @@ Public API (stable; :mod:`keras_unets.report` builds on it)::
 
     load_run_model(run_dir, checkpoint="best") -> keras.Model
 
-Configuration flows one way (:mod:`keras_unets.training.config`): profile defaults ->
+Configuration flows one way (:mod:`keras_unets.training.config`): the defaults of
+:class:`~keras_unets.training.config.TrainConfig` -> the profile's changes ->
 per-network and per-model overrides -> explicit arguments. The resolved
 config is written to ``config.json`` together with the library versions and
 the command line.
