@@ -12,7 +12,7 @@
   model -> callbacks -> loop -> results).
 * :mod:`~keras_unets.training.results`: :class:`TrainResult` and ``results.json``.
 * :mod:`~keras_unets.training.evaluate`: :func:`evaluate_run`.
-* :mod:`~keras_unets.training.run_dir`: the files of a run directory, the
+* :mod:`~keras_unets.training.run_dir`: :class:`RunDir` (every file of a run), the
   epoch commit (:class:`AtomicCheckpoint`, :func:`recover_run`) and readers.
 * :mod:`~keras_unets.training.callbacks`: :class:`ThresholdSweep`,
   :class:`MulticlassValidation`, :class:`TimeLimit`.
@@ -44,6 +44,7 @@ from keras_unets.training.loop import train_loop
 from keras_unets.training.run_dir import (
     RUN_TABLES,
     AtomicCheckpoint,
+    RunDir,
     load_run_model,
     load_state,
     read_history,
@@ -68,10 +69,10 @@ from keras_unets.training.trainer import train
 __all__ = [
     "train", "evaluate_run", "load_run_model", "TrainResult", "RunSlices", "RunData",
     "OptionError", "RunExistsError", "train_loop", "read_history", "load_state",
-    "recover_run", "save_model_atomic", "AtomicCheckpoint", "RUN_TABLES", "ThresholdSweep",
-    "MulticlassValidation", "TimeLimit", "read_threshold_table", "plot_threshold_curve",
-    "plot_accuracy_per_epoch", "CosineTimeDecay", "cosine_time_lr", "make_optimizer",
-    "make_loss", "compile_model", "LOSS_NAMES", "LR_SCHEDULES", "PROFILES", "PROFILE_NAMES",
-    "CONFIG_KEYS", "RETIRED_KEYS", "TrainConfig", "format_profiles", "get_profile", "model_family",
-    "resolve_config", "without_retired_keys",
+    "recover_run", "save_model_atomic", "AtomicCheckpoint", "RunDir", "RUN_TABLES",
+    "ThresholdSweep", "MulticlassValidation", "TimeLimit", "read_threshold_table",
+    "plot_threshold_curve", "plot_accuracy_per_epoch", "CosineTimeDecay", "cosine_time_lr",
+    "make_optimizer", "make_loss", "compile_model", "LOSS_NAMES", "LR_SCHEDULES", "PROFILES",
+    "PROFILE_NAMES", "CONFIG_KEYS", "RETIRED_KEYS", "TrainConfig", "format_profiles",
+    "get_profile", "model_family", "resolve_config", "without_retired_keys",
 ]

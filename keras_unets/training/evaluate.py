@@ -1,8 +1,5 @@
 """Score a trained run again: :func:`evaluate_run`."""
-import json
-from pathlib import Path
-
-from keras_unets.training.run_dir import load_run_model
+from keras_unets.training.run_dir import RunDir
 
 __all__ = ["evaluate_run"]
 
@@ -29,11 +26,10 @@ def evaluate_run(run_dir, *, checkpoint="best", data_dir=None, slices=None, tta=
     from keras_unets.metrics import evaluate, to_uint8
     from keras_unets.inference.predict import predict_tiled
 
-    run_dir = Path(run_dir)
-    with open(run_dir / "config.json", encoding="utf-8") as fh:
-        meta = json.load(fh)
+    files = RunDir(run_dir)
+    meta = files.read_config()
     idx = parse_slices(slices if slices is not None else meta["val_slices"], n_slices=30)
-    model = load_run_model(run_dir, checkpoint, compile=False)
+    model = files.load_model(checkpoint, compile=False)
     data = load_isbi2012(data_dir)
     images, labels = data.train_images[list(idx)], data.train_labels[list(idx)]
     if tile is None:
@@ -45,11 +41,8 @@ def evaluate_run(run_dir, *, checkpoint="best", data_dir=None, slices=None, tta=
                          margin=0 if tile == images.shape[1] else None)
     pred = to_uint8(prob)
     if threshold is None:
-        res_path = run_dir / "results.json"
-        if res_path.exists():
-            with open(res_path, encoding="utf-8") as fh:
-                t = json.load(fh).get("best_threshold", -1)
-            threshold = t if t is not None and t >= 0 else None
+        t = files.read_results().get("best_threshold", -1)
+        threshold = t if t is not None and t >= 0 else None
     out = evaluate(pred, labels, threshold=threshold)
     out.update({"checkpoint": str(checkpoint), "slices": format_slices(idx), "tta": bool(tta),
                 "probabilities": pred})

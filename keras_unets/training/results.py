@@ -1,13 +1,12 @@
 """What a run of :func:`keras_unets.training.train` returns and writes to ``results.json``."""
 import csv
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from keras_unets.io import atomic_write_json
+from keras_unets.training.run_dir import RunDir
 
 __all__ = ["TrainResult"]
 
@@ -69,7 +68,8 @@ def _best_sweep_row(run_dir, main, best_epoch):
     """``(threshold, accuracy)`` of the best epoch's sweep (and its curve drawn), or ``(-1, nan)``."""
     from keras_unets.training.callbacks import plot_threshold_curve, read_threshold_table
 
-    path = run_dir / "thresholds.csv"
+    files = RunDir(run_dir)
+    path = files.thresholds
     rows = read_threshold_table(path) if path.exists() else []
     best_row = None
     for r in rows:
@@ -78,14 +78,14 @@ def _best_sweep_row(run_dir, main, best_epoch):
     if best_row is None:
         return -1, float("nan")
     acc = np.array([best_row[f"acc_{t:03d}"] for t in range(256)])
-    plot_threshold_curve({main: acc}, run_dir / "threshold_curve_best.png", main=main,
+    plot_threshold_curve({main: acc}, files.threshold_curve_best, main=main,
                          title=f"Best epoch {best_epoch}: accuracy vs threshold")
     return int(best_row["best_threshold"]), float(best_row["best_accuracy"])
 
 
 def _best_dice(run_dir, best_epoch):
     """The best epoch's mean Dice from ``multiclass.csv`` (None without it)."""
-    _, rows = _read_run_csv(run_dir / "multiclass.csv")
+    _, rows = _read_run_csv(RunDir(run_dir).multiclass)
     for row in rows:
         if best_epoch is not None and int(row["epoch"]) == best_epoch - 1:
             value = float(row["mean_dice"])
@@ -104,9 +104,7 @@ def _read_run_csv(path):
 def _write_results(run_dir, result, seconds, resuming):
     summary = result.to_json()
     summary.pop("history")
-    previous = {}
-    if resuming and (run_dir / "results.json").exists():
-        with open(run_dir / "results.json", encoding="utf-8") as fh:
-            previous = json.load(fh)
+    files = RunDir(run_dir)
+    previous = files.read_results() if resuming else {}
     summary["train_seconds_total"] = float(previous.get("train_seconds_total", 0.0)) + seconds
-    atomic_write_json(run_dir / "results.json", summary)
+    files.write_results(summary)

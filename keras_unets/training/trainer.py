@@ -20,7 +20,8 @@ per-network and per-model overrides -> explicit arguments. The resolved
 config is written to ``config.json`` together with the library versions and
 the command line.
 
-Run directory (``out``; default ``runs/<model>-<profile>-<timestamp>``):
+Run directory (``out``; default ``runs/<model>-<profile>-<timestamp>``; its files
+are named and written by :class:`keras_unets.training.run_dir.RunDir`):
 
 * ``config.json``: resolved config, split (``split``, ``fold``, ``folds``;
   ``train_slices``, ``val_slices``, ``test_slices`` as lists of ints,
@@ -80,7 +81,6 @@ Numeric arguments are checked before anything is written
 
 import copy
 import datetime as _dt
-import json
 import platform
 import sys
 import time
@@ -90,7 +90,6 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_unets.io import atomic_write_json
 from keras_unets.training.build import (
     _build_model,
     _check_crop_for_model,
@@ -121,7 +120,7 @@ from keras_unets.training.options import (
     _resumed_config,
 )
 from keras_unets.training.results import TrainResult, _best_dice, _best_sweep_row, _write_results
-from keras_unets.training.run_dir import load_run_model, read_history
+from keras_unets.training.run_dir import RunDir, load_run_model
 from keras_unets.training.schedules import compile_model
 
 __all__ = ["TrainResult", "RunSlices", "RunData", "OptionError", "RunExistsError", "train", "train_loop",
@@ -182,7 +181,7 @@ def _default_out(model_name, profile):
     return Path("runs") / f"{model_name}-{profile}-{stamp}"
 
 
-def _validation_callback(data, config, run_dir, val_tile):
+def _validation_callback(data, config, files, val_tile):
     """``(callback, monitor)``: the threshold sweep (binary), K-class Dice, or none."""
     from keras_unets.training.callbacks import MulticlassValidation, ThresholdSweep
 
@@ -191,13 +190,12 @@ def _validation_callback(data, config, run_dir, val_tile):
     logits = bool(config["from_logits"])
     if not data.binary:
         return MulticlassValidation(data.x_val, data.y_val, data.classes,
-                                    csv_path=run_dir / "multiclass.csv",
+                                    csv_path=files.multiclass,
                                     from_logits=logits), "val_mean_dice"
     x_val, y_val = _val_stack(data) if data.own else (data.x_val, data.y_val)
     sweep = ThresholdSweep(
-        x_val, y_val, csv_path=run_dir / "thresholds.csv",
-        curve_path=run_dir / "threshold_curve.png",
-        history_path=run_dir / "accuracy.png", tile=val_tile,
+        x_val, y_val, csv_path=files.thresholds, curve_path=files.threshold_curve,
+        history_path=files.accuracy_plot, tile=val_tile,
         batch_size=max(1, min(4, int(config["batch_size"]))),
         from_logits=logits,
     )
@@ -205,13 +203,12 @@ def _validation_callback(data, config, run_dir, val_tile):
 
 
 def _read_saved_run(run_dir, model_name):
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.exists():
+    files = RunDir(run_dir)
+    if not files.config.exists():
         raise FileNotFoundError(
-            f"Cannot resume: {cfg_path} does not exist (not a run directory)."
+            f"Cannot resume: {files.config} does not exist (not a run directory)."
         )
-    with open(cfg_path, encoding="utf-8") as fh:
-        saved = json.load(fh)
+    saved = files.read_config()
     if saved["model_name"] != model_name and model_name is not None:
         raise ValueError(
             f"Run {run_dir} trained {saved['model_name']!r}, not {model_name!r}."
@@ -371,7 +368,7 @@ class _RunSettings:
         self.config = resolve_config(self.profile, self.model_name, **self.explicit)
         self.run_dir = (Path(out) if out is not None
                         else _default_out(self.model_name, self.profile))
-        if (self.run_dir / "state.json").exists():
+        if RunDir(self.run_dir).has_run:
             raise RunExistsError(self.run_dir)
 
     def resume_from(self, run_dir):
@@ -379,7 +376,7 @@ class _RunSettings:
         self.run_dir = run_dir
         meta = self.meta = _read_saved_run(run_dir, self.model_name)
         self.model_name, self.profile = meta["model_name"], meta["profile"]
-        self.config = _resumed_config(meta, self.explicit, run_dir / "config.json",
+        self.config = _resumed_config(meta, self.explicit, RunDir(run_dir).config,
                                       {"split": self.split, "fold": self.fold,
                                        "folds": self.folds})
         self.own = _resumed_own_options(meta, self.own)
@@ -406,6 +403,10 @@ class _Run:
     verbose: object
 
     @property
+    def files(self):
+        return RunDir(self.run_dir)
+
+    @property
     def resuming(self):
         return self.meta is not None
 
@@ -430,7 +431,6 @@ class _Run:
     def _model(self):
         import keras
 
-        from keras_unets.training.run_dir import recover_run
         from keras_unets.models import get_model
 
         self.total_epochs = int(self.config["epochs"])
@@ -440,8 +440,8 @@ class _Run:
         self.steps = int(steps)
         if self.resuming:
             # the last committed epoch: half-done commits settled first
-            state = recover_run(self.run_dir)
-            model = load_run_model(self.run_dir, "last")
+            state = self.files.recover()
+            model = self.files.load_model("last")
         else:
             state = {}
             keras.utils.set_random_seed(int(self.config["seed"]))
@@ -458,7 +458,6 @@ class _Run:
 
     def _prepare(self, model, strat):
         """Crop and tile sizes, the data set, then (checks passed) config.json."""
-        from keras_unets.training.run_dir import recover_run
 
         data, config = self.data, self.config
         whole = None if data.own else data.x_train.shape[1]
@@ -478,7 +477,7 @@ class _Run:
             print(f"{self.run_dir}: {data.describe()}", flush=True)
         if not self.resuming:
             if self.run_dir.exists():  # leftovers of a run killed before its first epoch
-                recover_run(self.run_dir)
+                self.files.recover()
             self.meta = self._new_meta(model, strat, crop_size)
             self.meta["resumed"] = []
             self._resumed = False
@@ -493,8 +492,7 @@ class _Run:
             })
             self.meta["config"] = config
             self.meta.update(data.meta())  # older runs recorded compact strings
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json", self.meta)
+        self.files.write_config(self.meta)
 
     def _new_meta(self, model, strat, crop_size):
         from keras_unets.models import main_output_name
@@ -536,7 +534,7 @@ class _Run:
                 minutes=config.get("time_limit_minutes") or None,
                 alpha=float(config.get("lr_min_fraction") or 0.0),
                 initial_step=self.initial_epoch * self.steps))
-        validation, monitor = _validation_callback(self.data, config, self.run_dir,
+        validation, monitor = _validation_callback(self.data, config, self.files,
                                                    self.val_tile)
         if validation is not None:
             callbacks.append(validation)
@@ -548,8 +546,8 @@ class _Run:
         callbacks.append(AtomicCheckpoint(
             self.run_dir, monitor=monitor, mode="max",
             state={k: state[k] for k in ("best_value", "best_epoch") if k in state},
-            history=self.run_dir / "history.csv"))
-        tensorboard = _tensorboard_callback(self.run_dir / "logs")
+            history=self.files.history))
+        tensorboard = _tensorboard_callback(self.files.logs)
         if tensorboard is not None:
             callbacks.append(tensorboard)
         return callbacks, limit
@@ -569,9 +567,7 @@ class _Run:
 
     # ----------------------------------------------------------- the results
     def _results(self, model, seconds, limit):
-        from keras_unets.training.run_dir import load_state
-
-        state = load_state(self.run_dir)
+        state = self.files.read_state()
         last_epoch = int(state.get("epochs_completed", self.initial_epoch))
         best_epoch = state.get("best_epoch")
         main = self.meta.get("main_output") or list(model.output_names)[-1]
@@ -588,7 +584,7 @@ class _Run:
             train_seconds=float(seconds), val_slices=tuple(self.data.val_names),
             val_source=self.data.val_source,
             stopped_by_time_limit=bool(limit is not None and limit.stopped_epoch is not None),
-            history=read_history(self.run_dir / "history.csv"),
+            history=self.files.read_history(),
             config=copy.deepcopy(self.config), classes=self.data.classes,
             best_mean_dice=mean_dice,
         )
