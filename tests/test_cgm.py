@@ -22,7 +22,7 @@ from keras_unets.models.unet3p import CGM_OUTPUT
 from keras_unets.models.layers import ClassGuidance
 from keras_unets.models import get_model
 from keras_unets.training.config import resolve_config
-from keras_unets.training.trainer import _CenterCropTargets
+from keras_unets.training.datasets import _CenterCropTargets
 from keras_unets.training import (
     compile_model,
     evaluate_run,

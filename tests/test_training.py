@@ -16,7 +16,7 @@ import pytest
 
 from keras_unets.training import read_threshold_table
 from keras_unets.training import evaluate_run, load_run_model, train
-from keras_unets.training.trainer import _resolve_val
+from keras_unets.training.options import _resolve_val
 
 TINY = {"depth": 2}
 

@@ -153,3 +153,26 @@ def test_retired_keys_are_read_when_off_and_refused_otherwise():
     with pytest.raises(ValueError, match=r"runs/a/config\.json sets lr_warmup_fraction=0\.05, "
                                          r"an option .* only lr_warmup_fraction=0\.0 \(off\)"):
         without_retired_keys({"lr_warmup_fraction": 0.05}, "runs/a/config.json")
+
+
+def test_profiles_list_only_differences_from_the_defaults():
+    from dataclasses import fields
+
+    from keras_unets.training.config import TrainConfig
+
+    assert CONFIG_KEYS == tuple(f.name for f in fields(TrainConfig))
+    defaults = TrainConfig().to_dict()
+    assert list(defaults) == list(CONFIG_KEYS)
+    defaults["model_kwargs"]["filters"] = 1  # a new dict each time
+    assert TrainConfig().to_dict()["model_kwargs"] == {}
+    defaults = TrainConfig().to_dict()
+    for name in PROFILE_NAMES:
+        changes = PROFILES[name]["changes"]
+        assert set(changes) <= set(CONFIG_KEYS)
+        base = get_profile(name, "no_family")  # defaults + the profile's changes only
+        for key, value in changes.items():
+            assert value != defaults[key] or key in ("model_kwargs", "augment"), (name, key)
+        for family, update in PROFILES[name]["networks"].items():
+            for key, value in update.items():
+                if key not in ("model_kwargs", "augment"):
+                    assert value != base[key], (name, family, key)

@@ -24,7 +24,7 @@ from keras_unets.training import read_threshold_table, recover_run  # noqa: E402
 from keras_unets.cli import main  # noqa: E402
 from keras_unets.data import get_split  # noqa: E402
 from keras_unets.io import atomic_write_json, finite_json  # noqa: E402
-from keras_unets.training.trainer import _resolve_slices  # noqa: E402
+from keras_unets.training.options import _resolve_slices  # noqa: E402
 from keras_unets.training import (  # noqa: E402
     OptionError,
     RunExistsError,
@@ -339,3 +339,26 @@ def test_os_exit_after_commit_rolls_forward(one_epoch_run, tmp_path, synthetic_i
     r = train("unet", resume=run, data_dir=synthetic_isbi_dir, epochs=3, verbose=0)
     assert r.epochs_run == 1
     _check_consistent(run, 3)
+
+
+def test_run_dir_names_reads_and_writes_every_file(tmp_path):
+    from keras_unets.training import RunDir
+
+    files = RunDir(tmp_path / "run")
+    names = [files.config, files.state, files.history, files.thresholds, files.multiclass,
+             files.results, files.logs, files.checkpoint("best"), files.checkpoint("last")]
+    assert [p.name for p in names] == [
+        "config.json", "state.json", "history.csv", "thresholds.csv", "multiclass.csv",
+        "results.json", "logs", "best.keras", "last.keras"]
+    assert not files.has_run and files.read_state() == {} and files.read_results() == {}
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        files.read_config()
+    files.write_config({"model_name": "unet", "config": {"seed": 0}})
+    files.write_results({"best_threshold": 128})
+    files.write_state({"epochs_completed": 1})
+    assert files.read_config() == {"model_name": "unet", "config": {"seed": 0}}
+    assert files.read_results() == {"best_threshold": 128}
+    assert files.has_run and files.read_state() == {"epochs_completed": 1}
+    assert sorted(p.name for p in files.path.iterdir()) == [
+        "config.json", "results.json", "state.json"]  # no temporaries left
+    assert json.loads(files.config.read_text()) == files.read_config()

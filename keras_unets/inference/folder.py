@@ -75,7 +75,10 @@ def run_settings(path):
     """
     path = Path(path)
     run_dir = path if path.is_dir() else path.parent
-    config, results = run_dir / "config.json", run_dir / "results.json"
+    from keras_unets.training.run_dir import RunDir
+
+    files = RunDir(run_dir)
+    config, results = files.config, files.results
     if not config.exists() and not results.exists():
         return RunSettings()
     meta = _read_json(config)

@@ -6,7 +6,6 @@ to measure. One more training per network (``quick``: 3 x 30 min);
 ``networks=`` runs some of them, finished ones are reused.
 """
 import json
-from pathlib import Path
 
 from keras_unets.data import format_slices, parse_slices
 from keras_unets.report.figures import HOLDOUT_FIGURE, draw_holdout_figure
@@ -51,9 +50,10 @@ def _finished_arm(run_dir):
     """The ``DONE.json`` of a finished hold-out run, with where it is and its training slices."""
     arm = json.loads((run_dir / DONE_MARKER).read_text())
     arm["run_dir"] = str(run_dir)  # where it is now
+    from keras_unets.training.run_dir import RunDir
+
     try:  # the training slices, from the run's own record
-        slices = json.loads(
-            (Path(arm["run_dir"]) / "config.json").read_text())["train_slices"]
+        slices = RunDir(arm["run_dir"]).read_config()["train_slices"]
         # a list of ints (older runs: the compact string) -> "0-19"
         arm["train_slices"] = format_slices(parse_slices(slices))
     except (OSError, ValueError, KeyError):

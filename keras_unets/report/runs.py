@@ -29,11 +29,16 @@ def experiment_dir(results, profile, experiment):
     return Path(results) / profile / experiment
 
 
+def _run_files(run_dir):
+    """:class:`keras_unets.training.run_dir.RunDir` of ``run_dir`` (Keras loads on first use)."""
+    from keras_unets.training.run_dir import RunDir
+
+    return RunDir(run_dir)
+
+
 def read_history(run_dir):
     """``history.csv`` of a run directory as ``{column: [float, ...]}`` (NaN where unparsable)."""
-    from keras_unets.training import read_history as _read
-
-    return _read(Path(run_dir) / "history.csv", missing=float("nan"))
+    return _run_files(run_dir).read_history(missing=float("nan"))
 
 
 def train_arm(exp_dir, arm, model_name, *, profile, data_dir=None, log=print, seed=None,
@@ -65,14 +70,14 @@ def train_arm(exp_dir, arm, model_name, *, profile, data_dir=None, log=print, se
         summary["run_dir"] = str(run_dir)  # where it is now (results may have moved)
         log(f"[{arm}] reusing finished run {run_dir} ({summary.get('epochs')} epochs)")
         return summary
-    resume = run_dir if (run_dir / "state.json").exists() else None
+    resume = run_dir if _run_files(run_dir).has_run else None
     log(f"[{arm}] {'resuming' if resume else 'training'} {model_name} "
         f"(profile {profile}) in {run_dir}")
     result = train(model_name, profile=profile, data_dir=data_dir, out=run_dir,
                    resume=resume, **kwargs)
     seconds = float(result.train_seconds)
     try:  # training time summed over resumed calls, when train() recorded it
-        seconds = float(json.loads((run_dir / "results.json").read_text())["train_seconds_total"])
+        seconds = float(_run_files(run_dir).read_results()["train_seconds_total"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
     summary = {
@@ -113,7 +118,7 @@ class TimeLimitMismatchError(RunMismatchError):
 def _run_config(run_dir):
     """The ``config`` dict of ``run_dir/config.json`` (``{}`` if absent or unreadable)."""
     try:
-        cfg = json.loads((Path(run_dir) / "config.json").read_text())["config"]
+        cfg = _run_files(run_dir).read_config()["config"]
     except (OSError, ValueError, KeyError, TypeError):
         return {}  # not a readable run record: train() reports it when resuming
     return cfg if isinstance(cfg, dict) else {}

@@ -1,10 +1,18 @@
 """Training, split by stage.
 
-* :mod:`~keras_unets.training.config`: the profiles (plain data) and their
-  resolution into a run's config.
+* :mod:`~keras_unets.training.config`: :class:`TrainConfig` (every key with
+  its default), the profiles (their differences) and their resolution into a
+  run's config.
+* :mod:`~keras_unets.training.options`: the arguments of :func:`train`,
+  checked before anything is written (:class:`OptionError`, :class:`RunSlices`).
+* :mod:`~keras_unets.training.datasets`: the data of a run (:class:`RunData`:
+  ISBI 2012 slices or your own pairs) and the batches it trains on.
+* :mod:`~keras_unets.training.build`: the model of a run, built for its data.
 * :mod:`~keras_unets.training.trainer`: :func:`train` (options -> data ->
-  model -> callbacks -> loop -> results) and :func:`evaluate_run`.
-* :mod:`~keras_unets.training.run_dir`: the files of a run directory, the
+  model -> callbacks -> loop -> results).
+* :mod:`~keras_unets.training.results`: :class:`TrainResult` and ``results.json``.
+* :mod:`~keras_unets.training.evaluate`: :func:`evaluate_run`.
+* :mod:`~keras_unets.training.run_dir`: :class:`RunDir` (every file of a run), the
   epoch commit (:class:`AtomicCheckpoint`, :func:`recover_run`) and readers.
 * :mod:`~keras_unets.training.callbacks`: :class:`ThresholdSweep`,
   :class:`MulticlassValidation`, :class:`TimeLimit`.
@@ -25,6 +33,7 @@ from keras_unets.training.config import (
     PROFILE_NAMES,
     PROFILES,
     RETIRED_KEYS,
+    TrainConfig,
     format_profiles,
     get_profile,
     model_family,
@@ -35,6 +44,7 @@ from keras_unets.training.loop import train_loop
 from keras_unets.training.run_dir import (
     RUN_TABLES,
     AtomicCheckpoint,
+    RunDir,
     load_run_model,
     load_state,
     read_history,
@@ -50,23 +60,19 @@ from keras_unets.training.schedules import (
     make_loss,
     make_optimizer,
 )
-from keras_unets.training.trainer import (
-    OptionError,
-    RunData,
-    RunExistsError,
-    RunSlices,
-    TrainResult,
-    evaluate_run,
-    train,
-)
+from keras_unets.training.datasets import RunData
+from keras_unets.training.evaluate import evaluate_run
+from keras_unets.training.options import OptionError, RunExistsError, RunSlices
+from keras_unets.training.results import TrainResult
+from keras_unets.training.trainer import train
 
 __all__ = [
     "train", "evaluate_run", "load_run_model", "TrainResult", "RunSlices", "RunData",
     "OptionError", "RunExistsError", "train_loop", "read_history", "load_state",
-    "recover_run", "save_model_atomic", "AtomicCheckpoint", "RUN_TABLES", "ThresholdSweep",
-    "MulticlassValidation", "TimeLimit", "read_threshold_table", "plot_threshold_curve",
-    "plot_accuracy_per_epoch", "CosineTimeDecay", "cosine_time_lr", "make_optimizer",
-    "make_loss", "compile_model", "LOSS_NAMES", "LR_SCHEDULES", "PROFILES", "PROFILE_NAMES",
-    "CONFIG_KEYS", "RETIRED_KEYS", "format_profiles", "get_profile", "model_family",
-    "resolve_config", "without_retired_keys",
+    "recover_run", "save_model_atomic", "AtomicCheckpoint", "RunDir", "RUN_TABLES",
+    "ThresholdSweep", "MulticlassValidation", "TimeLimit", "read_threshold_table",
+    "plot_threshold_curve", "plot_accuracy_per_epoch", "CosineTimeDecay", "cosine_time_lr",
+    "make_optimizer", "make_loss", "compile_model", "LOSS_NAMES", "LR_SCHEDULES", "PROFILES",
+    "PROFILE_NAMES", "CONFIG_KEYS", "RETIRED_KEYS", "TrainConfig", "format_profiles",
+    "get_profile", "model_family", "resolve_config", "without_retired_keys",
 ]

@@ -1,9 +1,10 @@
 """Training profiles: plain data, resolved one way into builder and fit arguments.
 
-Resolution order (later wins): the profile's ``defaults`` -> the profile's
-per-network overrides (by family: ``unet``, ``unetpp``, ``unet3p``) -> the
-per-model overrides (exact model name, e.g. ``unetpp_ds``) -> explicit
-arguments. Dicts (``model_kwargs``, ``augment``) are merged key by key.
+Resolution order (later wins): the defaults of :class:`TrainConfig` (each
+key written once) -> the profile's ``changes`` -> its per-network overrides
+(by family: ``unet``, ``unetpp``, ``unet3p``) -> its per-model overrides
+(exact model name, e.g. ``unetpp_ds``) -> explicit arguments. Dicts
+(``model_kwargs``, ``augment``) are merged key by key.
 
 Profiles:
 
@@ -71,8 +72,10 @@ Keys of a resolved config:
 """
 import copy
 import json
+from dataclasses import asdict, dataclass, field, fields
 
 __all__ = [
+    "TrainConfig",
     "PROFILES",
     "PROFILE_NAMES",
     "CONFIG_KEYS",
@@ -105,62 +108,68 @@ _AUGMENT_QUICK = {
 _CGM = {"model_kwargs": {"output_activation": "auto"}, "loss": "bce",
         "from_logits": False}
 
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every key of a run's config with its default, written once.
+
+    A profile lists only its differences from these defaults
+    (:data:`PROFILES`); :func:`resolve_config` returns the merged plain dict
+    that ``config.json`` records (:meth:`to_dict`).
+    """
+
+    model_kwargs: dict = field(default_factory=dict)
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: object = None
+    weight_decay: object = None
+    lr_schedule: object = None
+    lr_min_fraction: float = 0.0
+    loss: str = "bce"
+    from_logits: bool = False
+    epochs: int = 10
+    steps_per_epoch: object = None
+    batch_size: int = 1
+    crop: object = None
+    augment: dict = field(default_factory=dict)
+    elastic: bool = False
+    weight_map: bool = False
+    val_slices: object = None
+    val_tile: object = None
+    time_limit_minutes: object = None
+    seed: int = 0
+
+    def to_dict(self):
+        """The config as a new plain dict, keys in :data:`CONFIG_KEYS` order."""
+        return asdict(self)
+
+
+# Each profile: its differences from TrainConfig ("changes"), then per
+# network family and per model name (later wins; dicts merged key by key).
 PROFILES = {
     "paper": {
         "description": "The U-Net School report's settings per network; GPU hours.",
-        "defaults": {
-            "model_kwargs": {},
-            "optimizer": "adam",
-            "learning_rate": 1e-3,
-            "momentum": None,
-            "weight_decay": None,
-            "lr_schedule": None,
-            "lr_min_fraction": 0.0,
-            "loss": "bce",
-            "from_logits": False,
-            "epochs": 10,
-            "steps_per_epoch": None,
-            "batch_size": 1,
-            "crop": None,
-            "augment": {},
-            "elastic": False,
-            "weight_map": False,
-            "val_slices": None,
-            "val_tile": None,
-            "time_limit_minutes": None,
-            "seed": 0,
-        },
+        "changes": {},
         "networks": {
             "unet": {
-                "optimizer": "adam",
                 "learning_rate": 1e-4,
-                "loss": "bce",
-                "epochs": 10,
                 "steps_per_epoch": 2000,
                 "batch_size": 2,
                 "augment": _AUGMENT_PAPER_UNET,
             },
             "unetpp": {
                 "optimizer": "sgd",
-                "learning_rate": 1e-3,
                 "momentum": 0.9,
                 "weight_decay": 1e-4,
                 "loss": "bce_dice",
                 "epochs": 100,
-                "steps_per_epoch": None,
-                "batch_size": 1,
             },
             "unet3p": {
                 # factorize_skips: the paper's network in less memory and
                 # time (same function, weights and gradients)
                 "model_kwargs": {"output_activation": None, "factorize_skips": True},
-                "optimizer": "adam",
-                "learning_rate": 1e-3,
                 "loss": "bce_logits",
                 "from_logits": True,
                 "epochs": 40,
-                "steps_per_epoch": None,
-                "batch_size": 1,
             },
         },
         "models": {
@@ -181,27 +190,18 @@ PROFILES = {
     "quick": {
         "description": "At most 30 minutes per network on a 2-core CPU; goal "
                        ">= 0.92 pixel accuracy on slices 25-29.",
-        "defaults": {
+        "changes": {
             "model_kwargs": {"filters": 16, "batch_norm": True, "bn_momentum": 0.9},
-            "optimizer": "adam",
-            "learning_rate": 1e-3,
-            "momentum": None,
-            "weight_decay": None,
             "lr_schedule": "cosine_time",
             "lr_min_fraction": 0.05,
             "loss": "bce_dice",
-            "from_logits": False,
             "epochs": 30,
             "steps_per_epoch": 150,
             "batch_size": 4,
             "crop": 256,
             "augment": _AUGMENT_QUICK,
             "elastic": True,
-            "weight_map": False,
-            "val_slices": None,
-            "val_tile": None,
             "time_limit_minutes": 30.0,
-            "seed": 0,
         },
         "networks": {
             "unet": {"model_kwargs": {"dropout": 0.0}},  # 150 steps per epoch
@@ -220,27 +220,14 @@ PROFILES = {
     },
     "smoke": {
         "description": "Seconds: tiny models for tests and the CI smoke run.",
-        "defaults": {
+        "changes": {
             "model_kwargs": {"filters": 4},
-            "optimizer": "adam",
-            "learning_rate": 1e-3,
-            "momentum": None,
-            "weight_decay": None,
-            "lr_schedule": None,
-            "lr_min_fraction": 0.0,
-            "loss": "bce",
-            "from_logits": False,
             "epochs": 2,
             "steps_per_epoch": 2,
             "batch_size": 2,
             "crop": 64,
             "augment": {"horizontal_flip": True},
-            "elastic": False,
-            "weight_map": False,
-            "val_slices": None,
-            "val_tile": None,
             "time_limit_minutes": 5.0,
-            "seed": 0,
         },
         "networks": {
             "unet": {"model_kwargs": {"dropout": 0.0}},
@@ -256,7 +243,7 @@ PROFILES = {
 }
 
 PROFILE_NAMES = tuple(PROFILES)
-CONFIG_KEYS = tuple(PROFILES["paper"]["defaults"])
+CONFIG_KEYS = tuple(f.name for f in fields(TrainConfig))
 _FAMILIES = ("unet3p", "unetpp", "unet")  # longest prefix first
 _MERGED = ("model_kwargs", "augment")
 
@@ -319,7 +306,7 @@ def _merge(base, update):
 
 
 def get_profile(profile, model):
-    """The settings of ``profile`` for ``model`` (defaults + overrides).
+    """The settings of ``profile`` for ``model`` (:class:`TrainConfig` defaults + changes).
 
     Args:
         profile: one of :data:`PROFILE_NAMES`.
@@ -330,7 +317,7 @@ def get_profile(profile, model):
     """
     _check_profile(profile)
     spec = PROFILES[profile]
-    config = copy.deepcopy(spec["defaults"])
+    config = _merge(TrainConfig().to_dict(), spec.get("changes", {}))
     family = model_family(model)
     if family is not None:
         _merge(config, spec.get("networks", {}).get(family, {}))

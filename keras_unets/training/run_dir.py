@@ -1,6 +1,7 @@
 """The files of a run directory and the epoch commit that writes them together.
 
-A run directory (:func:`keras_unets.training.train`) holds ``config.json``,
+A run directory (:func:`keras_unets.training.train`), owned by
+:class:`RunDir`, holds ``config.json``,
 ``state.json`` (the commit record of each epoch), ``history.csv``,
 ``thresholds.csv`` or ``multiclass.csv``, ``best.keras``/``last.keras`` and
 ``results.json``. :class:`AtomicCheckpoint` commits an epoch's rows,
@@ -22,8 +23,131 @@ import numpy as np
 
 from keras_unets.io import atomic_write_json, atomic_write_text, remove_temporaries, temporary_sibling
 
-__all__ = ["AtomicCheckpoint", "RUN_TABLES", "save_model_atomic", "load_state", "recover_run",
-           "read_history", "load_run_model"]
+__all__ = ["RunDir", "AtomicCheckpoint", "RUN_TABLES", "save_model_atomic", "load_state",
+           "recover_run", "read_history", "load_run_model"]
+
+
+class RunDir:
+    """Every file of one run directory: their paths, readers and writers.
+
+    The names (``config.json``, ``state.json``, ``history.csv``,
+    ``thresholds.csv``, ``multiclass.csv``, ``best.keras``, ``last.keras``,
+    ``results.json``, ``logs/`` and the figures) are written here once;
+    JSON files are written atomically (:mod:`keras_unets.io`), the epoch
+    commit is :class:`AtomicCheckpoint` and :meth:`recover` settles one a kill
+    interrupted.
+    """
+
+    CONFIG = "config.json"
+    STATE = "state.json"
+    HISTORY = "history.csv"
+    THRESHOLDS = "thresholds.csv"
+    MULTICLASS = "multiclass.csv"
+    RESULTS = "results.json"
+    LOGS = "logs"
+    THRESHOLD_CURVE = "threshold_curve.png"
+    THRESHOLD_CURVE_BEST = "threshold_curve_best.png"
+    ACCURACY_PLOT = "accuracy.png"
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __repr__(self):
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self):
+        return str(self.path)
+
+    def __str__(self):
+        return str(self.path)
+
+    # ------------------------------------------------------------- the paths
+    @property
+    def config(self):
+        return self.path / self.CONFIG
+
+    @property
+    def state(self):
+        return self.path / self.STATE
+
+    @property
+    def history(self):
+        return self.path / self.HISTORY
+
+    @property
+    def thresholds(self):
+        return self.path / self.THRESHOLDS
+
+    @property
+    def multiclass(self):
+        return self.path / self.MULTICLASS
+
+    @property
+    def results(self):
+        return self.path / self.RESULTS
+
+    @property
+    def logs(self):
+        return self.path / self.LOGS
+
+    @property
+    def threshold_curve(self):
+        return self.path / self.THRESHOLD_CURVE
+
+    @property
+    def threshold_curve_best(self):
+        return self.path / self.THRESHOLD_CURVE_BEST
+
+    @property
+    def accuracy_plot(self):
+        return self.path / self.ACCURACY_PLOT
+
+    def checkpoint(self, name):
+        """``best.keras`` or ``last.keras`` (``name``: ``"best"``/``"last"``)."""
+        return self.path / f"{name}.keras"
+
+    @property
+    def has_run(self):
+        """True once an epoch was committed (``state.json`` exists)."""
+        return self.state.exists()
+
+    # ------------------------------------------------------ reading, writing
+    def read_config(self):
+        """``config.json`` as a dict (FileNotFoundError naming it when absent)."""
+        return _read_json(self.config)
+
+    def write_config(self, meta):
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.config, meta)
+
+    def read_results(self):
+        """``results.json`` as a dict (``{}`` when absent)."""
+        return _read_json(self.results) if self.results.exists() else {}
+
+    def write_results(self, summary):
+        atomic_write_json(self.results, summary)
+
+    def read_state(self):
+        """``state.json`` as a dict (``{}`` when absent)."""
+        return _read_json(self.state) if self.state.exists() else {}
+
+    def write_state(self, state):
+        atomic_write_json(self.state, state)
+
+    def read_history(self, *, missing=None):
+        return read_history(self.history, missing=missing)
+
+    def recover(self):
+        """:func:`recover_run` on this directory; returns its ``state.json``."""
+        return recover_run(self.path)
+
+    def load_model(self, checkpoint="best", *, compile=True):
+        return load_run_model(self.path, checkpoint, compile=compile)
+
+
+def _read_json(path):
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
 
 
 def save_model_atomic(model, path):
@@ -103,6 +227,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min'. Received: mode={mode!r}")
         self.run_dir = Path(run_dir)
+        self.files = RunDir(run_dir)
         self.monitor = monitor
         self.mode = mode
         self.state = dict(state or {})
@@ -129,7 +254,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         if self.history is not None:
             self._write_history(epoch, logs)
         improved = self._better(value)
-        save_best = improved or not (self.run_dir / "best.keras").exists()
+        save_best = improved or not self.files.checkpoint("best").exists()
         pending = self._save_pending(completed, save_best)
         if save_best:
             self.best_epoch = completed
@@ -170,16 +295,17 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         if pending.exists():
             shutil.rmtree(pending)
         pending.mkdir(parents=True)
-        save_model_atomic(self.model, pending / "last.keras")
-        _fsync_file(pending / "last.keras")
+        last, best = RunDir(pending).checkpoint("last"), RunDir(pending).checkpoint("best")
+        save_model_atomic(self.model, last)
+        _fsync_file(last)
         if save_best:
-            shutil.copyfile(pending / "last.keras", pending / "best.keras")
-            _fsync_file(pending / "best.keras")
+            shutil.copyfile(last, best)
+            _fsync_file(best)
         return pending
 
     def _write_state(self):
         """Step 3, the commit: ``state.json``."""
-        atomic_write_json(self.run_dir / "state.json", self.state)
+        self.files.write_state(self.state)
 
     def _publish(self, pending):
         """Step 4: move the committed checkpoints into place."""
@@ -187,9 +313,10 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
 
 def _roll_forward(pending, run_dir):
-    for name in ("last.keras", "best.keras"):
-        if (pending / name).exists():
-            _move(pending / name, Path(run_dir) / name)
+    for name in ("last", "best"):
+        src = RunDir(pending).checkpoint(name)
+        if src.exists():
+            _move(src, RunDir(run_dir).checkpoint(name))
     shutil.rmtree(pending, ignore_errors=True)
 
 
@@ -235,7 +362,7 @@ def _drop_rows_from(path, first_epoch):
         atomic_write_text(path, buf.getvalue())
 
 
-RUN_TABLES = ("history.csv", "thresholds.csv", "multiclass.csv")
+RUN_TABLES = (RunDir.HISTORY, RunDir.THRESHOLDS, RunDir.MULTICLASS)
 
 
 def recover_run(run_dir):
@@ -276,11 +403,7 @@ def _jsonable(value):
 
 def load_state(run_dir):
     """``state.json`` of a run directory as a dict (``{}`` if absent)."""
-    path = Path(run_dir) / "state.json"
-    if not path.exists():
-        return {}
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    return RunDir(run_dir).read_state()
 
 
 def read_history(path, *, missing=None):
