@@ -100,10 +100,10 @@ def run_settings(path):
 
 def _main_output_channels(model):
     """Channels K of the model's main output (1 = one sigmoid channel)."""
-    from keras_unets.inference.predict import _main_output_name
+    from keras_unets.inference.predict import main_output
 
     names = list(model.output_names)
-    tensor = model.outputs[names.index(_main_output_name(model, names))]
+    tensor = model.outputs[names.index(main_output(model, names))]
     return int(tuple(tensor.shape)[-1] or 1)
 
 

@@ -113,7 +113,7 @@ def _select_output(pred, model, output):
     if isinstance(pred, dict):
         names = list(pred)
         if output is None:
-            output = _main_output_name(model, names)
+            output = main_output(model, names)
         if isinstance(output, int):
             output = names[output]
         if output not in pred:
@@ -124,7 +124,7 @@ def _select_output(pred, model, output):
     elif isinstance(pred, (list, tuple)):
         names = list(getattr(model, "output_names", []) or [])
         if output is None:
-            idx = names.index(_main_output_name(model, names)) if names else -1
+            idx = names.index(main_output(model, names)) if names else -1
         elif isinstance(output, str):
             if output not in names:
                 raise ValueError(
@@ -145,7 +145,8 @@ def _select_output(pred, model, output):
     return pred
 
 
-def _main_output_name(model, names):
+def main_output(model, names):
+    """``models.main_output_name(model)`` if it is one of ``names``, else the last name."""
     try:
         from keras_unets.models import main_output_name
 
@@ -284,7 +285,7 @@ def _is_logits_model(model):
     """True when the main output layer applies no activation (logits)."""
     try:
         names = list(model.output_names)
-        name = _main_output_name(model, names)
+        name = main_output(model, names)
         out = model.outputs[names.index(name)]
         layer = out._keras_history[0]
     except Exception:  # noqa: BLE001
@@ -295,7 +296,8 @@ def _is_logits_model(model):
     return getattr(act, "__name__", "") == "linear"
 
 
-def _sigmoid(x):
+def sigmoid(x):
+    """The logistic function of a numpy array, without overflow."""
     out = np.empty_like(x)
     pos = x >= 0
     out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
@@ -312,7 +314,7 @@ def _softmax(x):
 
 def _probabilities(logits):
     """Sigmoid of one channel, softmax over K >= 2 channels."""
-    return _sigmoid(logits) if logits.shape[-1] == 1 else _softmax(logits)
+    return sigmoid(logits) if logits.shape[-1] == 1 else _softmax(logits)
 
 
 # ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import numpy as np
 from keras_unets.models.unet3p import CGM_OUTPUT  # the CGM's class-score output, not a map
 from keras_unets.io import atomic_write, atomic_write_text
 from keras_unets.metrics import threshold_sweep, to_uint8
-from keras_unets.inference.predict import _run
+from keras_unets.inference.predict import _run, main_output, sigmoid
 
 __all__ = [
     "ThresholdSweep",
@@ -39,20 +39,6 @@ __all__ = [
 
 _ACC_COLUMNS = [f"acc_{t:03d}" for t in range(256)]
 THRESHOLD_COLUMNS = ["epoch", "output", "best_threshold", "best_accuracy"] + _ACC_COLUMNS
-
-
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
-
-
-def _main_output_name(model):
-    names = list(model.output_names)
-    try:
-        from keras_unets.models import main_output_name
-
-        return main_output_name(model)
-    except Exception:  # noqa: BLE001 - fall back to the last output
-        return names[-1]
 
 
 def _predict_whole(model, x, batch_size):
@@ -194,7 +180,7 @@ class ThresholdSweep(keras.callbacks.Callback):
                                   batch_size=self.batch_size, output=names,
                                   from_logits=False, progress=False)
         if self.from_logits:
-            probs = {k: _sigmoid(v) for k, v in probs.items()}
+            probs = {k: sigmoid(v) for k, v in probs.items()}
         for name, p in probs.items():
             if p.shape != self.images.shape:
                 raise ValueError(
@@ -234,7 +220,7 @@ class ThresholdSweep(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         start = time.perf_counter()
         sweeps = self.sweep()
-        main = _main_output_name(self.model)
+        main = main_output(self.model, list(self.model.output_names))
         several = len([n for n in sweeps if n != "mean"]) > 1
         new_rows = []
         for name, acc in sweeps.items():
