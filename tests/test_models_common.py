@@ -319,3 +319,17 @@ def test_bn_momentum_reaches_every_batch_norm(name):
     for bad in (1.0, -0.1, "fast", True):
         with pytest.raises(ValueError, match="bn_momentum"):
             get_model(name, input_size=32, filters=4, batch_norm=True, bn_momentum=bad)
+
+
+def test_unknown_builder_argument_is_a_clear_error_through_the_cli():
+    from click.testing import CliRunner
+
+    from keras_unets.cli import main
+    from keras_unets.models import get_model
+
+    with pytest.raises(ValueError, match=r"build_unet \(model 'unet'\) has no argument filtres\. "
+                                         r"Did you mean 'filters' for 'filtres'\?"):
+        get_model("unet", filtres=8)
+    res = CliRunner().invoke(main, ["summary", "unet", "--set", "unknown_key=1"])
+    assert res.exit_code != 0 and "has no argument unknown_key" in res.output
+    assert "Traceback" not in res.output

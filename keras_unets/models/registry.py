@@ -5,6 +5,7 @@ Each entry is a builder plus preset keyword arguments; ``get_model(name,
 **overrides)`` calls ``builder(**{**preset, **overrides})``.
 """
 import difflib
+import inspect
 import json
 
 from keras_unets.models.unet import build_unet
@@ -59,6 +60,20 @@ def get_model_info(name):
     return {**entry, "preset": dict(entry["preset"])}
 
 
+def _check_overrides(name, builder, overrides):
+    """Unknown builder arguments: a ValueError naming them and the ones that exist."""
+    accepted = set(inspect.signature(builder).parameters)
+    unknown = sorted(set(overrides) - accepted)
+    if unknown:
+        close = {key: difflib.get_close_matches(key, accepted, n=1) for key in unknown}
+        hints = "".join(f" Did you mean {c[0]!r} for {k!r}?" for k, c in close.items() if c)
+        raise ValueError(
+            f"{builder.__name__} (model {name!r}) has no argument {', '.join(unknown)}.{hints} "
+            f"It takes: {', '.join(sorted(accepted))}. Received: {unknown[0]}="
+            f"{overrides[unknown[0]]!r}"
+        )
+
+
 def get_model(name, *, input_size=None, **overrides):
     """Build the registered model ``name`` with ``overrides`` on its preset.
 
@@ -68,6 +83,7 @@ def get_model(name, *, input_size=None, **overrides):
     31031685
     """
     info = get_model_info(name)
+    _check_overrides(name, info["builder"], overrides)
     kwargs = {**info["preset"], **overrides}
     if input_size is not None:
         if "input_shape" in overrides:
