@@ -62,7 +62,10 @@ def get_model_info(name):
 
 def _check_overrides(name, builder, overrides):
     """Unknown builder arguments: a ValueError naming them and the ones that exist."""
-    accepted = set(inspect.signature(builder).parameters)
+    params = inspect.signature(builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return  # a registered builder taking **kwargs checks its own
+    accepted = set(params)
     unknown = sorted(set(overrides) - accepted)
     if unknown:
         close = {key: difflib.get_close_matches(key, accepted, n=1) for key in unknown}
