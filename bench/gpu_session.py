@@ -29,10 +29,10 @@ them all at once and lost most of them: eleven processes compiling and
 autotuning on one GPU took minutes per first step, and the uncapped
 trainings' memory pools starved the others (out-of-memory errors).
 
-``<out>/session.md`` (rewritten after every stage) lists what ran, with its
+``<out>/gpu-run.md`` (rewritten after every stage) lists what ran, with its
 limit, wall time and exit status; each stage's own output goes to
 ``<out>/logs.tar.gz`` (one file: a device call returns at most 8), and the
-last lines of a failed stage's output to ``session.log``. Back on the
+last lines of a failed stage's output to ``gpu-run.log``. Back on the
 development machine::
 
     tar xzf results-paper.tar.gz -C results/   # then commit results/paper
@@ -218,7 +218,7 @@ def main(argv=None):
     p.add_argument("--data", default=None)
     p.add_argument("--results", default=str(ROOT / "results"))
     p.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "bench" / "results"
-                                                                  / "session"))
+                                                                  / "gpu-run"))
     p.add_argument("--tiny", action="store_true",
                    help="CPU check of the plumbing: gpu_bench --tiny, the smoke profile")
     args = p.parse_args(argv)
@@ -250,7 +250,7 @@ def main(argv=None):
             "deadline_s": args.deadline_s, "profile": profile, "data": data,
             "commit": code_state()["git_commit"]}
     stages = []
-    reserve = 10.0  # packing, session.md
+    reserve = 10.0  # packing, gpu-run.md
     end = start + args.deadline_s - reserve
 
     def left():
@@ -258,7 +258,7 @@ def main(argv=None):
 
     def record(stage):
         stages.append(stage)
-        atomic_write_text(out / "session.md", _markdown(meta, stages))
+        atomic_write_text(out / "gpu-run.md", _markdown(meta, stages))
         pack_tree(logs, out / "logs.tar.gz", logs.parent)
         print(f"gpu_session: {json.dumps(stage)}", flush=True)
 

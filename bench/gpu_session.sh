@@ -8,7 +8,7 @@
 # device call, e.g.
 #   command: KERAS_UNETS_GIT_COMMIT=<sha> bash bench/gpu_session.sh --deadline-s 540
 #   carry:   ["wheels", ".device"]      timeout_s: 590
-# Everything comes back under $OUT: session.md, session.log, gpu_cap/ and
+# Everything comes back under $OUT: gpu-run.md, gpu-run.log, gpu_cap/ and
 # gpu_speed/ (gpu_bench.json, .md), logs.tar.gz (each stage's output), results-paper.tar.gz (results/paper
 # without checkpoints: tar xzf results-paper.tar.gz -C results/).
 set -euo pipefail
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 if [ -n "${OUT:-}" ]; then
     mkdir -p "$OUT"
-    exec > >(tee -a "$OUT/session.log") 2>&1
+    exec > >(tee -a "$OUT/gpu-run.log") 2>&1
 fi
 
 source bench/device_env.sh

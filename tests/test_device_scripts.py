@@ -151,10 +151,10 @@ def test_tiny_session_end_to_end_on_cpu(tmp_path, small_data):
          "--experiments", "unet3p", "--data", str(small_data), "--results", str(results)],
         env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    md = (out / "session.md").read_text()
+    md = (out / "gpu-run.md").read_text()
     assert "| gpu_bench --no-speed | – |" in md and "| 0 |" in md
     assert "profile smoke" in md and "commit 0123abc" in md
-    log = (out / "session.log").read_text()  # the wrapper's tee
+    log = (out / "gpu-run.log").read_text()  # the wrapper's tee
     assert "gpu_session: done in" in log
     stages = [json.loads(line.split("gpu_session: ", 1)[1]) for line in log.splitlines()
               if line.startswith('gpu_session: {"stage": ')]
