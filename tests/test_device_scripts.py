@@ -139,6 +139,7 @@ def small_data(tmp_path, synthetic_isbi_full_dir):
     return dest
 
 
+@pytest.mark.slow  # about 4 minutes, with per-stage time limits that a busy machine overruns
 def test_tiny_session_end_to_end_on_cpu(tmp_path, small_data):
     """bash bench/gpu_session.sh --tiny: what a device lease would run, on the CPU."""
     out, results = tmp_path / "out", tmp_path / "results"
