@@ -11,10 +11,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["ISBI2012_SLICES", "SPLIT_NAMES", "Split", "parse_slices", "format_slices", "get_split"]
+__all__ = ["ISBI2012_SLICES", "BLIND_SLICES", "SPLIT_NAMES", "Split", "parse_slices", "format_slices", "get_split"]
 
 #: Labelled slices of ISBI 2012 (the training volume), what ``"report"`` splits.
 ISBI2012_SLICES = 30
+
+#: Training slices of the report's split that tune the "blind" binarisation
+#: threshold (25-29 then only measure), and that the hold-out run holds out.
+BLIND_SLICES = tuple(range(20, 25))
 
 #: Named splits accepted by :func:`get_split`.
 SPLIT_NAMES = ("report", "kfold", "all")

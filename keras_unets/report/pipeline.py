@@ -4,6 +4,7 @@
 given anywhere), runs each named experiment (:data:`RUNNERS`) and rewrites
 ``<results>/<profile>/SUMMARY.md``.
 """
+import json
 import math
 import time
 from pathlib import Path
@@ -73,6 +74,35 @@ def check_time_limit(minutes):
     return value
 
 
+#: Where a profile's results folder records how long its experiments took.
+WALL_CLOCK = "wall_clock.json"
+
+
+def record_wall_clock(root, seconds, total, command=None):
+    """Merge one ``reproduce`` call's timings into ``root/wall_clock.json``.
+
+    ``seconds``: each experiment's wall clock in this call (training and
+    evaluation; a reused training costs only its evaluation); ``total``: the
+    whole call, data loading and SUMMARY.md included. Each experiment keeps
+    its latest time; ``last_call`` is this call.
+    """
+    from keras_unets.io import atomic_write_json
+    from keras_unets.report.provenance import provenance
+
+    path = Path(root) / WALL_CLOCK
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        record = {}
+    prov = provenance(command)
+    experiments = dict(record.get("experiments") or {})
+    experiments.update({exp: {"seconds": s, "date_utc": prov["date_utc"]}
+                        for exp, s in seconds.items()})
+    atomic_write_json(path, {"experiments": experiments, "last_call": {
+        "experiments": list(seconds), "seconds": total, "provenance": prov}})
+    return path
+
+
 def reproduce(experiments=EXPERIMENTS, profile=None, *, results=None, data_dir=None,
               command=None, log=print, reason=None, networks=None, seed=None,
               time_limit_minutes=None):
@@ -91,6 +121,7 @@ def reproduce(experiments=EXPERIMENTS, profile=None, *, results=None, data_dir=N
     ``paper`` profile into a GPU lease; a finished run of another limit is
     refused (:class:`TimeLimitMismatchError`), never reported as this one.
     """
+    started = time.perf_counter()
     if seed is not None and (isinstance(seed, bool) or int(seed) != seed or seed < 0):
         raise ValueError(f"seed must be a non-negative integer; received {seed!r}")
     time_limit_minutes = check_time_limit(time_limit_minutes)
@@ -116,12 +147,18 @@ def reproduce(experiments=EXPERIMENTS, profile=None, *, results=None, data_dir=N
     if experiments:
         data_dir = _data_dir_or_download(data_dir, log)
         log(f"data: {data_dir}")
+    seconds = {}
     for exp in experiments:
         start = time.perf_counter()
         RUNNERS[exp](profile, results=results, data_dir=data_dir, command=command, log=log,
                      seed=seed, time_limit_minutes=time_limit_minutes,
                      **(holdout_kwargs if exp == "holdout" else {}))
-        log(f"[{exp}] done in {format_seconds(time.perf_counter() - start)}")
+        seconds[exp] = time.perf_counter() - start
+        log(f"[{exp}] done in {format_seconds(seconds[exp])}")
+    if experiments:
+        total = time.perf_counter() - started
+        record_wall_clock(Path(results) / profile, seconds, total, command)
+        log(f"wall clock: {format_seconds(total)}")
     path = write_summary(profile, results=results)
     log(f"summary: {path}")
     base = Path(default_results())

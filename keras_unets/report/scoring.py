@@ -15,10 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_unets.data.splits import BLIND_SLICES
 from keras_unets.report.markdown import fine_cell, fmt
-
-#: Training slices that tune the blind threshold and, in the hold-out, are held out.
-BLIND_SLICES = tuple(range(20, 25))
 
 
 def load_model(run_dir, checkpoint="best"):
@@ -26,6 +24,32 @@ def load_model(run_dir, checkpoint="best"):
     from keras_unets.training import load_run_model
 
     return load_run_model(run_dir, checkpoint=checkpoint)
+
+
+#: How each profile scores its networks. ``repeats``: inference is timed as
+#: the best of that many calls after an untimed warm-up (0: the single call
+#: made, no warm-up); ``tta``: the SUMMARY's test-time augmentation table
+#: (not the report's; 8 predictions per slice, so the quick profile leaves it
+#: out to stay within its 30 minutes).
+EVALUATION = {
+    "paper": {"repeats": 3, "tta": True},
+    "quick": {"repeats": 1, "tta": False},
+    "smoke": {"repeats": 0, "tta": True},
+}
+
+
+def evaluation(profile):
+    """``{"repeats": int, "tta": bool}``: how ``profile``'s networks are scored (:data:`EVALUATION`)."""
+    return dict(EVALUATION.get(profile, EVALUATION["paper"]))
+
+
+def timing_note(profile):
+    """How ``profile`` times inference, in words (for the tables)."""
+    repeats = evaluation(profile)["repeats"]
+    if not repeats:
+        return "the time of a single call (no warm-up)"
+    return ("one timed call" if repeats == 1 else f"best of {repeats} timed calls") + \
+        " after a warm-up"
 
 
 def predict_uint8(model, images, *, timed=False, repeats=3, **kwargs):
@@ -44,7 +68,7 @@ def predict_uint8(model, images, *, timed=False, repeats=3, **kwargs):
     if timed:
         predict_tiled(model, images[:1], progress=False, **kwargs)
     best = float("inf")
-    for _ in range(max(1, repeats) if timed else 1):
+    for _ in range(max(1, int(repeats)) if timed else 1):
         start = time.perf_counter()
         prob = predict_tiled(model, images, progress=False, **kwargs)
         best = min(best, time.perf_counter() - start)
@@ -78,7 +102,7 @@ def blind_slices(data):
     return [train.index(s) for s in BLIND_SLICES]
 
 
-def _score_two_ways(best, last, data, *, timed=False, **predict_kwargs):
+def _score_two_ways(best, last, data, *, repeats=0, **predict_kwargs):
     """Predict and score the two ways of SUMMARY.md (``predict_kwargs``: e.g. ``tta=True``).
 
     Returns ``pred`` (best checkpoint on the test slices) and its ``seconds``
@@ -90,7 +114,7 @@ def _score_two_ways(best, last, data, *, timed=False, **predict_kwargs):
     from keras_unets.metrics import pixel_accuracy
 
     idx = blind_slices(data)
-    pred, seconds = predict_uint8(best, data.x_test, timed=timed, **predict_kwargs)
+    pred, seconds = predict_uint8(best, data.x_test, timed=repeats > 0, repeats=repeats, **predict_kwargs)
     pred_last = pred if last is best else predict_uint8(last, data.x_test, **predict_kwargs)[0]
     blind = sweep(predict_uint8(last, data.x_train[idx], **predict_kwargs)[0], data.y_train[idx])
     return {
@@ -103,7 +127,7 @@ def _score_two_ways(best, last, data, *, timed=False, **predict_kwargs):
     }
 
 
-def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print):
+def network_summary(network, arm, data, *, repeats=3, tta=True, log=print):
     """The SUMMARY.md numbers of one trained arm (see :mod:`keras_unets.report`).
 
     - as the report: best checkpoint (selected on 25-29), threshold tuned on
@@ -114,7 +138,7 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
       ..., 1.00; keys ``v_rand_fine``, ``v_info_fine``), never lower;
     - blind: last checkpoint, threshold tuned on training slices 20-24,
       accuracy on 25-29;
-    - ``with_tta``: both again with test-time augmentation (keys ``tta_*``):
+    - ``tta``: both again with test-time augmentation (keys ``tta_*``):
       each prediction averaged over the 8 flips and right-angle rotations of
       the slice, thresholds re-tuned the same two ways. Its time per slice is
       one call, not a best of 3.
@@ -127,7 +151,7 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
     params = int(model.count_params())
     # best.keras holds the last epoch's weights when the last epoch was the best
     last = model if arm["best_epoch"] == arm["epochs"] else load_model(run_dir, "last")
-    plain = _score_two_ways(model, last, data, timed=timed)
+    plain = _score_two_ways(model, last, data, repeats=repeats)
     tuned, blind = plain["tuned"], plain["blind"]
     ev = evaluate(plain["pred"], data.y_test, threshold=tuned["best_threshold"])
     fine = fine_scores(plain["pred"], data.y_test)
@@ -135,13 +159,13 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
         f"blind: {plain['blind_accuracy']:.4f} (t={blind['best_threshold']} from slices 20-24)")
     log(f"[{network}] V_rand {fmt(ev['v_rand'])} (th={fmt(ev['v_rand_threshold'], 1)}, "
         f"challenge grid); {fine_cell(fine)} on the 0.01 grid")
-    tta = {}
-    if with_tta:
+    tta_keys = {}
+    if tta:
         t = _score_two_ways(model, last, data, tta=True)
         log(f"[{network}] with 8-way TTA: as the report {t['tuned']['best_accuracy']:.4f} "
             f"(t={t['tuned']['best_threshold']}); blind {t['blind_accuracy']:.4f} "
             f"(t={t['blind']['best_threshold']})")
-        tta = {
+        tta_keys = {
             "tta_accuracy_as_report": t["tuned"]["best_accuracy"],
             "tta_threshold_as_report": t["tuned"]["best_threshold"],
             "tta_accuracy_blind": t["blind_accuracy"],
@@ -168,7 +192,7 @@ def network_summary(network, arm, data, *, timed=True, with_tta=True, log=print)
         "stopped_by_time_limit": arm["stopped_by_time_limit"],
         "time_limit_minutes": arm.get("time_limit_minutes"),
         "seconds_per_slice": plain["seconds"],
-        **tta,
+        **tta_keys,
         "curve_test": tuned["curve"],
         "curve_blind": blind["curve"],
     }
@@ -230,7 +254,7 @@ def summary_record(s):
     return {k: v for k, v in s.items() if not k.startswith("curve_")}
 
 
-def pruning_levels(ds_model, data, *, timed=True, log=print):
+def pruning_levels(ds_model, data, *, repeats=3, log=print):
     """The deep-supervision UNet++ cut at X^{0,i}, i = 1..4, each scored and timed on 25-29.
 
     Zhou et al. 2018, Sec. 2.2: pruning level Li keeps exactly what head i
@@ -242,7 +266,7 @@ def pruning_levels(ds_model, data, *, timed=True, log=print):
     levels = []
     for level in (1, 2, 3, 4):
         pruned = prune_unetpp(ds_model, level)
-        pred, sec = predict_uint8(pruned, data.x_test, timed=timed)
+        pred, sec = predict_uint8(pruned, data.x_test, timed=repeats > 0, repeats=repeats)
         res = sweep(pred, data.y_test)
         levels.append({"level": f"L{level}", "head": f"out{level}",
                        "parameters": int(pruned.count_params()), "seconds_per_slice": sec,
@@ -252,7 +276,7 @@ def pruning_levels(ds_model, data, *, timed=True, log=print):
     return levels
 
 
-def accurate_mode(ds_model, data, *, timed=True):
+def accurate_mode(ds_model, data, *, repeats=3):
     """The deep-supervision UNet++'s "accurate mode" (mean of its four heads) on 25-29.
 
     Zhou et al. 2018, Sec. 2.2. Keys as :func:`pruning_levels`' without
@@ -260,7 +284,7 @@ def accurate_mode(ds_model, data, *, timed=True):
     """
     from keras_unets.models import average_heads
 
-    pred, sec = predict_uint8(average_heads(ds_model), data.x_test, timed=timed)
+    pred, sec = predict_uint8(average_heads(ds_model), data.x_test, timed=repeats > 0, repeats=repeats)
     res = sweep(pred, data.y_test)
     return {"parameters": int(ds_model.count_params()), "seconds_per_slice": sec,
             "raw_accuracy": res["raw_accuracy"], "best_threshold": res["best_threshold"],

@@ -18,6 +18,7 @@ from keras_unets.report.markdown import (fine_cell, fmt, format_seconds, markdow
 from keras_unets.report.paper import EXPERIMENTS, REPORT, REPORT_ACCURACY
 from keras_unets.report.provenance import check_profile
 from keras_unets.report.runs import profile_settings
+from keras_unets.report.scoring import timing_note
 
 
 def _trained_at(eval_commit, arms):
@@ -241,12 +242,13 @@ class _Found:
 
     def __init__(self):
         self.rows, self.tta_rows, self.figures, self.provs, self.missing = [], [], [], [], []
-        self.arms = {}
+        self.arms, self.evaluation = {}, {}
 
     def add(self, exp, m):
-        """Record ``exp``'s provenance, arms and figures (its ``metrics.json`` ``m``)."""
+        """Record ``exp``'s provenance, arms, timing and figures (its ``metrics.json`` ``m``)."""
         self.provs.append((exp, m.get("provenance", {})))
         self.arms[exp] = m.get("arms", {})
+        self.evaluation[exp] = m.get("evaluation_seconds")
         self.figures += [(exp, f) for f in m.get("figures", [])]
 
 
@@ -292,8 +294,7 @@ def _introduction(profile, seed):
         "threshold falls between the challenge's is not marked down for it; \"–\" for rows "
         "evaluated before it was added.",
         "- inference: overlap-tile prediction (`keras_unets.inference.predict_tiled` defaults: "
-        "tile near 256 px, batch 4), seconds per test slice, best of 3 timed runs after a "
-        "warm-up.\n",
+        f"tile near 256 px, batch 4), seconds per test slice, {timing_note(profile)}.\n",
     ]
 
 
@@ -335,6 +336,44 @@ def _holdout_section(root, found):
     ]
 
 
+def _minutes(seconds):
+    return "–" if seconds is None else format_seconds(seconds)
+
+
+def _wall_clock_section(root, found):
+    """How long each experiment took: its trainings, its evaluation, its last run in all."""
+    from keras_unets.report.pipeline import WALL_CLOCK
+
+    try:
+        record = json.loads((root / WALL_CLOCK).read_text())
+    except (OSError, ValueError):
+        record = {}
+    experiments = record.get("experiments") or {}
+    rows = []
+    for exp, arms in found.arms.items():
+        trained = ", ".join(f"{arm} {_minutes(a.get('train_seconds'))}"
+                            for arm, a in arms.items())
+        rows.append([exp, trained or "–", _minutes(found.evaluation.get(exp)),
+                     _minutes((experiments.get(exp) or {}).get("seconds"))])
+    if not rows:
+        return []
+    text = ["\n## Wall clock\n"]
+    last = record.get("last_call")
+    if last:
+        prov = last.get("provenance") or {}
+        text.append(
+            f"The last `keras-unets reproduce` call ({', '.join(last.get('experiments', []))}) "
+            f"took **{_minutes(last.get('seconds'))}** in all (data, training, evaluation "
+            f"and this file; Python's start and imports not counted), "
+            f"{prov.get('date_utc', '?')}, {prov.get('machine', {}).get('description', '?')}. "
+            "Per experiment: each training arm (its time limit counts from the arm's "
+            "first step), the evaluation after training, and the experiment in all in "
+            "its latest run (a reused training costs only its evaluation).\n")
+    text.append(markdown_table(["experiment", "training per arm", "evaluation",
+                                "experiment in all"], rows))
+    return text
+
+
 def _figures_section(figures):
     """Every experiment's figures, linked."""
     if not figures:
@@ -371,6 +410,7 @@ def write_summary(profile, *, results="results"):
     seed_arg = "" if seed is None else f" SEED={seed}"
     found = _read_experiments(root)
     text = _introduction(profile, seed) + _tables(found) + _holdout_section(root, found)
+    text += _wall_clock_section(root, found)
     text += seed_spread_section(profile, results)
     if found.missing:
         targets = {exp: f"reproduce-{exp}" for exp in EXPERIMENTS}

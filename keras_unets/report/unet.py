@@ -6,6 +6,7 @@ the same recipe on slices resized to H/2 x W/2 (images INTER_AREA, labels
 INTER_AREA then ``> 127``), for a third of the main run's epochs (and time
 limit), so ``make reproduce-unet`` stays within ~1.35x one training.
 """
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from keras_unets.report.paper import REPORT
 from keras_unets.report.provenance import check_profile, provenance, write_experiment
 from keras_unets.report.runs import (experiment_dir, limit_kwargs, profile_settings,
                                      read_history, train_arm)
-from keras_unets.report.scoring import (load_model, network_summary, predict_uint8,
+from keras_unets.report.scoring import (evaluation, load_model, network_summary, predict_uint8,
                                         summary_record, sweep)
 
 
@@ -167,8 +168,8 @@ def run_unet(profile, *, results="results", data_dir=None, command=None, log=pri
     h, w = data.x_test.shape[1:]
     full, half = _train_arms(exp_dir, profile, data_dir, (h, w), log=log, seed=seed,
                              time_limit_minutes=time_limit_minutes)
-    timed = profile != "smoke"  # smoke: a single call per prediction, no warm-up
-    summary = network_summary("U-Net", full, data, timed=timed, log=log)
+    started = time.perf_counter()  # evaluation: everything after training
+    summary = network_summary("U-Net", full, data, log=log, **evaluation(profile))
     arms = _table1_arms(half, summary, data)
 
     figures = exp_dir / "figures"
@@ -186,6 +187,7 @@ def run_unet(profile, *, results="results", data_dir=None, command=None, log=pri
         "arms": {"full": full, "half": half},
         "summary": [summary_record(summary)],
         "figures": sorted(str(p.relative_to(exp_dir)) for p in figures.glob("*.png")),
+        "evaluation_seconds": time.perf_counter() - started,
     }
     table_md = _table_md(profile, arms, summary, h, curves)
     write_experiment(exp_dir, metrics=metrics, table_md=table_md, prov=provenance(command))

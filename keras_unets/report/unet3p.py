@@ -1,4 +1,6 @@
 """UNet 3+: Fig. 13 (accuracy on slices 25-29 per epoch, best epoch marked)."""
+import time
+
 import numpy as np
 
 from keras_unets.report.figures import draw_fig13
@@ -6,7 +8,7 @@ from keras_unets.report.markdown import markdown_table
 from keras_unets.report.paper import REPORT
 from keras_unets.report.provenance import check_profile, provenance, write_experiment
 from keras_unets.report.runs import experiment_dir, limit_kwargs, read_history, train_arm
-from keras_unets.report.scoring import network_summary, summary_record
+from keras_unets.report.scoring import evaluation, network_summary, summary_record
 
 
 def run_unet3p(profile, *, results="results", data_dir=None, command=None, log=print,
@@ -19,7 +21,8 @@ def run_unet3p(profile, *, results="results", data_dir=None, command=None, log=p
     data = load_split(data_dir)
     main = train_arm(exp_dir, "main", "unet3p", profile=profile, data_dir=data_dir, log=log,
                      seed=seed, **limit_kwargs(time_limit_minutes))
-    summary = network_summary("UNet 3+", main, data, timed=profile != "smoke", log=log)
+    started = time.perf_counter()  # evaluation: everything after training
+    summary = network_summary("UNet 3+", main, data, log=log, **evaluation(profile))
     rep = REPORT["unet3p"]
     hist = read_history(main["run_dir"])
     figures = exp_dir / "figures"
@@ -46,6 +49,7 @@ def run_unet3p(profile, *, results="results", data_dir=None, command=None, log=p
         "arms": {"main": main},
         "summary": [summary_record(summary)],
         "figures": sorted(str(p.relative_to(exp_dir)) for p in figures.glob("*.png")),
+        "evaluation_seconds": time.perf_counter() - started,
     }
     write_experiment(exp_dir, metrics=metrics, table_md=table_md, prov=provenance(command))
     log(f"[unet3p] wrote {exp_dir}")

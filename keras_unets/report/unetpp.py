@@ -3,13 +3,15 @@
 What the report could not show: the deep-supervision model pruned to
 L1..L4, accuracy against inference time (Zhou et al. 2018, Sec. 2.2).
 """
+import time
+
 from keras_unets.report.figures import draw_pruning, draw_unetpp_epoch_figures
 from keras_unets.report.markdown import markdown_table
 from keras_unets.report.paper import REPORT
 from keras_unets.report.provenance import check_profile, provenance, write_experiment
 from keras_unets.report.runs import experiment_dir, limit_kwargs, read_history, train_arm
-from keras_unets.report.scoring import (accurate_mode, load_model, network_summary,
-                                        pruning_levels, summary_record)
+from keras_unets.report.scoring import (accurate_mode, evaluation, load_model, network_summary,
+                                        pruning_levels, summary_record, timing_note)
 
 
 def _table2_rows(levels, summary):
@@ -45,8 +47,8 @@ def _table_md(profile, table2, prune_rows, n_test, curves, test_curves):
         "(per head), best checkpoint of each run.\n\n"
         + markdown_table(["", "out1", "out2", "out3", "out4"], table2)
         + "\n## Pruning (not in the report): the deep-supervision model cut at X^{0,i}\n\n"
-        f"Inference time per slice: best of 3 timed overlap-tile predictions of the {n_test} "
-        "test slices after a warm-up, batch 4.\n\n"
+        f"Inference time per slice: overlap-tile predictions of the {n_test} test slices, "
+        f"batch 4, {timing_note(profile)}.\n\n"
         + markdown_table(["level", "parameters", "ms per slice", "time saved vs L4",
                           "accuracy", "threshold"], prune_rows)
         + "\n![pruning](figures/unetpp_pruning.png)\n"
@@ -76,12 +78,13 @@ def run_unetpp(profile, *, results="results", data_dir=None, command=None, log=p
     no_ds = train_arm(exp_dir, "no_ds", "unetpp", profile=profile, data_dir=data_dir,
                       log=log, seed=seed, **limit_kwargs(time_limit_minutes))
 
-    timed = profile != "smoke"  # smoke: a single call per prediction, no warm-up
-    summary = network_summary("UNet++", no_ds, data, timed=timed, log=log)
-    summary_ds = network_summary("UNet++ (deep supervision)", ds, data, timed=timed, log=log)
+    started = time.perf_counter()  # evaluation: everything after training
+    ev = evaluation(profile)
+    summary = network_summary("UNet++", no_ds, data, log=log, **ev)
+    summary_ds = network_summary("UNet++ (deep supervision)", ds, data, log=log, **ev)
     ds_model = load_model(ds["run_dir"], "best")
-    levels = pruning_levels(ds_model, data, timed=timed, log=log)
-    accurate = accurate_mode(ds_model, data, timed=timed)
+    levels = pruning_levels(ds_model, data, repeats=ev["repeats"], log=log)
+    accurate = accurate_mode(ds_model, data, repeats=ev["repeats"])
 
     figures = exp_dir / "figures"
     h_ds, h_no = read_history(ds["run_dir"]), read_history(no_ds["run_dir"])
@@ -101,6 +104,7 @@ def run_unetpp(profile, *, results="results", data_dir=None, command=None, log=p
         "arms": {"ds": ds, "no_ds": no_ds},
         "summary": [summary_record(summary), summary_record(summary_ds)],
         "figures": sorted(str(p.relative_to(exp_dir)) for p in figures.glob("*.png")),
+        "evaluation_seconds": time.perf_counter() - started,
     }
     write_experiment(exp_dir, metrics=metrics, table_md=table_md, prov=provenance(command))
     log(f"[unetpp] wrote {exp_dir}")

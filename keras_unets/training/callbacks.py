@@ -32,6 +32,7 @@ __all__ = [
     "ThresholdSweep",
     "MulticlassValidation",
     "TimeLimit",
+    "EpochClock",
     "read_threshold_table",
     "plot_threshold_curve",
     "plot_accuracy_per_epoch",
@@ -57,6 +58,18 @@ def _predict_whole(model, x, batch_size):
             value = np.asarray(value, dtype=np.float32)
             chunks[name].append(value[..., 0] if value.ndim == 4 else value)
     return {name: np.concatenate(v) for name, v in chunks.items() if v}
+
+
+def _check_tune(tune, shape):
+    """``tune`` as two uint8 ``(M, H, W)`` stacks of the validation slices' size."""
+    images, labels = (np.asarray(a) for a in tune)
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != tuple(shape) \
+            or labels.shape != images.shape:
+        raise ValueError(
+            f"ThresholdSweep's tune=(images, labels) must be uint8 (M, H, W) stacks of the "
+            f"validation slices' size {tuple(shape)}. Received: images {images.dtype} "
+            f"{images.shape}, labels {labels.shape}")
+    return images, labels
 
 
 class ThresholdSweep(keras.callbacks.Callback):
@@ -91,12 +104,18 @@ class ThresholdSweep(keras.callbacks.Callback):
         from_logits: the model outputs logits: apply a sigmoid in numpy.
         average_heads: also score the mean of deep-supervision heads.
         prefix: key prefix in ``logs`` (``"val_"``).
+        tune: optional ``(images, labels)`` uint8 ``(M, H, W)`` stacks that
+            tune a second threshold, blind to the validation slices: the
+            main output's best threshold on them, and the validation
+            accuracy at it, go into ``logs`` as ``{prefix}blind_threshold``
+            and ``{prefix}blind_accuracy`` (the report's split: training
+            slices 20-24 tune, 25-29 only measure).
         verbose: print one line per epoch.
     """
 
     def __init__(self, images, labels, *, csv_path=None, curve_path=None,
                  history_path=None, tile=None, batch_size=2, from_logits=False,
-                 average_heads=True, prefix="val_", verbose=0):
+                 average_heads=True, prefix="val_", tune=None, verbose=0):
         super().__init__()
         self.image_list = None
         if isinstance(images, (list, tuple)):
@@ -123,6 +142,7 @@ class ThresholdSweep(keras.callbacks.Callback):
         self.from_logits = bool(from_logits)
         self.average_heads = bool(average_heads)
         self.prefix = prefix
+        self.tune = None if tune is None else _check_tune(tune, images.shape[1:])
         self.verbose = verbose
         self.rows = []
         self.last_sweeps = {}
@@ -168,27 +188,39 @@ class ThresholdSweep(keras.callbacks.Callback):
         names = [n for n in model.output_names if n != CGM_OUTPUT]
         if self.image_list is not None:
             probs = self._predict_list(model, names)
-        elif self.tile is None:
-            x = self.images[..., None].astype(np.float32) / 255.0
+            return {k: sigmoid(v) for k, v in probs.items()} if self.from_logits else probs
+        return self._predict_stack(model, self.images, names)
+
+    def _predict_stack(self, model, images, names):
+        """``name -> float32 (N, H, W)`` probabilities of a uint8 ``(N, H, W)`` stack."""
+        if self.tile is None:
+            x = images[..., None].astype(np.float32) / 255.0
             probs = _predict_whole(model, x, self.batch_size)
             probs = {n: p for n, p in probs.items() if n in names}
         else:
             from keras_unets.inference.predict import predict_tiled
 
             # one overlap-tile pass for all heads
-            probs = predict_tiled(model, self.images, tile=self.tile,
+            probs = predict_tiled(model, images, tile=self.tile,
                                   batch_size=self.batch_size, output=names,
                                   from_logits=False, progress=False)
         if self.from_logits:
             probs = {k: sigmoid(v) for k, v in probs.items()}
         for name, p in probs.items():
-            if p.shape != self.images.shape:
+            if p.shape != images.shape:
                 raise ValueError(
                     f"Output {name!r} predicts {p.shape[1:]} for slices of "
-                    f"{self.images.shape[1:]}: a valid-padding model needs "
+                    f"{images.shape[1:]}: a valid-padding model needs "
                     "tile=<input tile> for overlap-tile prediction."
                 )
         return probs
+
+    def blind(self, main, val_curve, model=None):
+        """``(threshold, accuracy)``: the threshold tuned on ``tune``, validation accuracy at it."""
+        images, labels = self.tune
+        prob = self._predict_stack(model or self.model, images, [main])[main]
+        t = int(np.argmax(threshold_sweep(to_uint8(np.clip(prob, 0, 1)), labels)))
+        return t, float(val_curve[t])
 
     def sweep(self, model=None):
         """``{name: (256,) accuracies}`` for every output (+ ``mean``)."""
@@ -236,6 +268,10 @@ class ThresholdSweep(keras.callbacks.Callback):
                    "best_accuracy": best}
             row.update({c: float(a) for c, a in zip(_ACC_COLUMNS, acc)})
             new_rows.append(row)
+        if self.tune is not None:
+            t, acc = self.blind(main, sweeps[main])
+            logs[f"{self.prefix}blind_threshold"] = t
+            logs[f"{self.prefix}blind_accuracy"] = acc
         self.last_sweeps = sweeps
         self.rows = [r for r in self.rows if int(r["epoch"]) != int(epoch)] + new_rows
         if self.csv_path is not None:
@@ -375,6 +411,28 @@ class TimeLimit(keras.callbacks.Callback):
         if self.stopped_epoch is None:
             self.stopped_epoch = self._epoch
         self.model.stop_training = True
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Log ``elapsed_seconds``: the run's wall-clock seconds at each epoch's end.
+
+    Counted from the start of training, validation included (put it after
+    the validation callback), plus ``offset_seconds``: the time a resumed
+    run had already spent. ``history.csv`` keeps it, so that accuracy can
+    be read against minutes of training (``bench/bench_time_to_accuracy.py``).
+    """
+
+    def __init__(self, offset_seconds=0.0):
+        super().__init__()
+        self.offset = float(offset_seconds)
+        self.start = None
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["elapsed_seconds"] = self.offset + time.monotonic() - self.start
 
 
 class MulticlassValidation(keras.callbacks.Callback):

@@ -188,32 +188,30 @@ PROFILES = {
         },
     },
     "quick": {
-        "description": "At most 30 minutes per network on a 2-core CPU; goal "
-                       ">= 0.92 pixel accuracy on slices 25-29.",
+        "description": "The whole report in under 30 minutes on a 2-core CPU: "
+                       "U-Net 4, UNet++ 4.5 + 4.5, UNet 3+ 8.5 minutes of training.",
         "changes": {
             "model_kwargs": {"filters": 16, "batch_norm": True, "bn_momentum": 0.9},
+            "learning_rate": 3e-3,
             "lr_schedule": "cosine_time",
             "lr_min_fraction": 0.05,
             "loss": "bce_dice",
-            "epochs": 30,
-            "steps_per_epoch": 150,
             "batch_size": 4,
-            "crop": 256,
+            "crop": 128,
             "augment": _AUGMENT_QUICK,
             "elastic": True,
-            "time_limit_minutes": 30.0,
         },
         "networks": {
-            "unet": {"model_kwargs": {"dropout": 0.0}},  # 150 steps per epoch
+            "unet": {"model_kwargs": {"dropout": 0.0}, "time_limit_minutes": 4.0,
+                     "epochs": 12, "steps_per_epoch": 80},
             "unetpp": {
-                "model_kwargs": {"filters": 12, "dropout": 0.0, "l2": 0.0},
-                "steps_per_epoch": 100,
+                "model_kwargs": {"filters": 8, "dropout": 0.0, "l2": 0.0},
+                "time_limit_minutes": 4.5, "epochs": 14, "steps_per_epoch": 50,
             },
             "unet3p": {
                 "model_kwargs": {"output_activation": "sigmoid", "cat_channels": 8,
                                  "factorize_skips": True},
-                "steps_per_epoch": 80,
-                "epochs": 40,
+                "time_limit_minutes": 8.5, "epochs": 24, "steps_per_epoch": 40,
             },
         },
         "models": {"unet3p_ds_cgm": _CGM},

@@ -197,9 +197,26 @@ def _validation_callback(data, config, files, val_tile):
         x_val, y_val, csv_path=files.thresholds, curve_path=files.threshold_curve,
         history_path=files.accuracy_plot, tile=val_tile,
         batch_size=max(1, min(4, int(config["batch_size"]))),
-        from_logits=logits,
+        from_logits=logits, tune=_blind_tune_set(data),
     )
     return sweep, "val_best_accuracy"
+
+
+def _blind_tune_set(data):
+    """Training slices 20-24 of a run validated on the report's test slices, else ``None``.
+
+    They tune the per-epoch "blind" threshold (``val_blind_accuracy`` in
+    ``history.csv``): the report's split, with 25-29 used only to measure.
+    """
+    from keras_unets.data.splits import BLIND_SLICES
+
+    if data.slices is None or data.val_source != "test":
+        return None
+    train = list(data.slices.train)
+    if not all(s in train for s in BLIND_SLICES):
+        return None
+    idx = [train.index(s) for s in BLIND_SLICES]
+    return data.x_train[idx], data.y_train[idx]
 
 
 def _read_saved_run(run_dir, model_name):
@@ -520,7 +537,7 @@ class _Run:
 
     # --------------------------------------------------------- the callbacks
     def _callbacks(self, state):
-        from keras_unets.training.callbacks import TimeLimit
+        from keras_unets.training.callbacks import EpochClock, TimeLimit
         from keras_unets.training.run_dir import AtomicCheckpoint
         from keras_unets.training.schedules import CosineTimeDecay
 
@@ -538,6 +555,7 @@ class _Run:
                                                    self.val_tile)
         if validation is not None:
             callbacks.append(validation)
+        callbacks.append(EpochClock(self._elapsed_before()))
         limit = None
         if config.get("time_limit_minutes"):
             limit = TimeLimit(float(config["time_limit_minutes"]))
@@ -551,6 +569,15 @@ class _Run:
         if tensorboard is not None:
             callbacks.append(tensorboard)
         return callbacks, limit
+
+    def _elapsed_before(self):
+        """Seconds a resumed run had trained by its last completed epoch (0 for a new run)."""
+        if self.initial_epoch == 0:
+            return 0.0
+        hist = self.files.read_history()
+        pairs = [(e, t) for e, t in zip(hist.get("epoch", []), hist.get("elapsed_seconds", []))
+                 if isinstance(t, float) and e < self.initial_epoch]
+        return pairs[-1][1] if pairs else 0.0
 
     def _loop(self, model, strat, callbacks):
         start = time.perf_counter()
