@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from keras_unets.io import atomic_write_text  # noqa: E402
 from keras_unets.report.markdown import markdown_table  # noqa: E402
 from keras_unets.report.paper import REPORT_ACCURACY  # noqa: E402
+from keras_unets.report.summary import seed_roots  # noqa: E402
 
 #: (experiment, arm, network) of each curve.
 ARMS = (("unet", "full", "U-Net"), ("unetpp", "no_ds", "UNet++"),
@@ -44,14 +45,6 @@ ARMS = (("unet", "full", "U-Net"), ("unetpp", "no_ds", "UNet++"),
 COLORS = {"U-Net": "tab:blue", "UNet++": "tab:orange",
           "UNet++ (deep supervision)": "tab:green", "UNet 3+": "tab:red"}
 PREVIOUS = ROOT / "bench" / "results" / "time_to_accuracy" / "previous_quick.json"
-
-
-def seed_roots(results, profile):
-    """``{seed: folder}``: ``results/<profile>`` (seed 0) and ``results/seed-N/<profile>``."""
-    roots = {0: Path(results) / profile}
-    for path in sorted(Path(results).glob(f"seed-*/{profile}")):
-        roots[int(path.parent.name.split("-", 1)[1])] = path
-    return {s: p for s, p in roots.items() if p.is_dir()}
 
 
 def read_curves(root):
@@ -168,8 +161,8 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "time_to_accuracy.md"))
     parser.add_argument("--figure", default=str(ROOT / "docs" / "time_to_accuracy.png"))
     args = parser.parse_args(argv)
-    runs = {seed: read_curves(root) for seed, root in seed_roots(args.results,
-                                                                 args.profile).items()}
+    runs = {seed: read_curves(root) for seed, root in seed_roots(args.profile,
+                                                                 args.results).items()}
     runs = {seed: c for seed, c in runs.items() if c}
     if not runs:
         print(f"No {args.profile} results with epoch times under {args.results}: run "

@@ -19,7 +19,7 @@ import pytest
 
 from keras_unets.report.figures import HOLDOUT_FIGURE
 from keras_unets.report.holdout import check_networks, run_holdout
-from keras_unets.report.markdown import fmt
+from keras_unets.report.markdown import fmt, format_seconds
 from keras_unets.report.paper import EXPERIMENTS
 from keras_unets.report.pipeline import reproduce
 from keras_unets.report.runs import read_history, train_arm
@@ -133,6 +133,7 @@ def test_smoke_every_file_is_written(smoke_results, exp):
     for fig in FIGURES[exp]:
         assert f"]({fig})" in table
     assert "## Provenance" in table and "pytest smoke" in table
+    assert m["evaluation_seconds"] > 0
     for s in m["summary"]:
         for key in ("accuracy_as_report", "accuracy_blind", "accuracy_unbinarised"):
             _check_accuracy(s[key])
@@ -154,6 +155,19 @@ def test_smoke_every_file_is_written(smoke_results, exp):
         assert 0 <= s["tta_threshold_as_report"] <= 255
         assert 0 <= s["tta_threshold_blind"] <= 255
         assert 0 < s["tta_seconds_per_slice"] < 240
+
+
+def test_smoke_histories_have_epoch_times_and_the_blind_accuracy(smoke_results):
+    """What bench/bench_time_to_accuracy.py reads: wall clock and both rules per epoch."""
+    root, _ = smoke_results
+    histories = [_metrics(root, "unet")["history"], _metrics(root, "unet3p")["history"],
+                 *_metrics(root, "unetpp")["history"].values()]
+    for hist in histories:
+        elapsed = hist["elapsed_seconds"]
+        assert len(elapsed) == 2 and 0 < elapsed[0] < elapsed[1]
+        for best, blind in zip(hist["val_best_accuracy"], hist["val_blind_accuracy"]):
+            # the threshold tuned on 25-29 itself is never beaten by one from 20-24
+            assert 0.0 <= blind <= best <= 1.0
 
 
 def test_smoke_numbers_match_an_independent_recomputation(smoke_results, small_isbi):
@@ -275,6 +289,17 @@ def test_smoke_summary_links_and_rows(smoke_results):
         assert is_png(root / link), link
     assert "Not run yet" not in text
     assert "2 epochs" in text and "-core CPU" in text
+    # the wall clock: the last call (the hold-out's second call), each
+    # experiment's arms, evaluation and latest time in all
+    clock = text.split("## Wall clock", 1)[1].split("\n## ", 1)[0]
+    assert "The last `keras-unets reproduce` call (holdout) took **" in clock
+    record = json.loads((root / "wall_clock.json").read_text())
+    assert set(record["experiments"]) == {*EXPERIMENTS, "holdout"}
+    assert record["last_call"]["provenance"]["command"] == "pytest smoke holdout"
+    for exp in EXPERIMENTS:
+        row = re.search(rf"^\| {exp} \|.*$", clock, re.M).group(0)
+        minutes = format_seconds(record["experiments"][exp]["seconds"])
+        assert row.endswith(f"| {minutes} |"), row
     tta = text.split("## With test-time augmentation", 1)[1].split("## Figures")[0]
     for network in ("U-Net", "UNet++", "UNet++ (deep supervision)", "UNet 3+"):
         row = re.search(rf"^\| {re.escape(network)} \|.*$", tta, re.M).group(0)

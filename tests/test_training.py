@@ -96,6 +96,11 @@ def test_train_resume_and_evaluate(tmp_path, synthetic_isbi_dir):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["resumed"][0]["at_epoch"] == 1 and cfg["config"]["epochs"] == 2
     assert len(r2.history["loss"]) == 2
+    # the wall clock carries over the resume: epoch 1 ends after epoch 0
+    elapsed = r2.history["elapsed_seconds"]
+    assert len(elapsed) == 2 and 0 < elapsed[0] < elapsed[1]
+    # validation on held-out training slices: no blind threshold (that needs 20-24 in training)
+    assert "val_blind_accuracy" not in r2.history
 
     # evaluate_run re-predicts the validation slices with best.keras: at the
     # run's best threshold it must reproduce the callback's number exactly.

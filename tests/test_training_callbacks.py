@@ -16,6 +16,7 @@ from keras import layers
 
 from keras_unets.training import (
     AtomicCheckpoint,
+    EpochClock,
     CosineTimeDecay,
     ThresholdSweep,
     TimeLimit,
@@ -55,6 +56,39 @@ def test_hand_case_identity_model(tmp_path):
     np.testing.assert_allclose(acc, expected)
     for png in ("curve.png", "acc.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_blind_threshold_is_tuned_on_the_tune_slices_and_measured_on_validation():
+    # tune pixels [0, 150, 180, 255] with labels [0, 0, 255, 255]: the lowest
+    # threshold right on all four is 150; on the validation hand case
+    # (pixels 0, 100, 200, 255) t = 150 is right everywhere too, t = 170 as
+    # well, while t = 220 (tuned on [0, 210, 230, 255]) calls 200 membrane
+    for tune_img, t, acc in (([[0, 150], [180, 255]], 150, 1.0),
+                             ([[0, 210], [230, 255]], 210, 0.75)):
+        cb = ThresholdSweep(IMG, LAB, tune=(np.array([tune_img], np.uint8), LAB))
+        cb.set_model(_identity_model())
+        cb.on_train_begin()
+        logs = {}
+        cb.on_epoch_end(0, logs)
+        assert logs["val_blind_threshold"] == t
+        assert logs["val_blind_accuracy"] == acc
+        assert logs["val_best_accuracy"] == 1.0  # tuned on validation itself
+    with pytest.raises(ValueError, match=r"tune=\(images, labels\).*Received: images uint8 \(1, 3, 3\)"):
+        ThresholdSweep(IMG, LAB, tune=(np.zeros((1, 3, 3), np.uint8), np.zeros((1, 3, 3))))
+
+
+def test_epoch_clock_logs_seconds_since_the_first_step_plus_offset(monkeypatch):
+    import keras_unets.training.callbacks as callbacks
+
+    now = [100.0]
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: now[0])
+    clock = EpochClock(offset_seconds=50.0)
+    clock.on_train_begin()
+    for epoch, t in enumerate((112.5, 130.0)):
+        now[0] = t
+        logs = {}
+        clock.on_epoch_end(epoch, logs)
+        assert logs["elapsed_seconds"] == 50.0 + t - 100.0
 
 
 def test_csv_resume_drops_redone_epochs(tmp_path):

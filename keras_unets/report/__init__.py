@@ -44,8 +44,8 @@ Decisions where the report is silent (documented here and in SUMMARY.md):
 - True hold-out (``holdout``, ``make reproduce-holdout``; not in the report
   and not in ``all``): each network's main recipe trained again on slices
   0-19 only, its checkpoint and threshold chosen on 20-24 and slices 25-29
-  used only to measure. One more training per network (``quick``: 3 x 30
-  min); ``networks=`` runs some of them, finished ones are reused, and a
+  used only to measure. One more training per network (``quick``: 5 +
+  5.5 + 9 min); ``networks=`` runs some of them, finished ones are reused, and a
   network without a finished run folder is left out of its table.
 - Seed spread (``seed=N``, ``--seed N``, ``make ... SEED=N``): every arm
   trained with seed N instead of the profile's, into ``results/seed-N/``
@@ -62,11 +62,13 @@ Decisions where the report is silent (documented here and in SUMMARY.md):
   limit is refused (:class:`~keras_unets.report.runs.TimeLimitMismatchError`);
   an interrupted one is resumed under the new limit. SUMMARY.md names the
   limit of a run it stopped.
-- Test-time augmentation: both numbers are also given with each slice
-  predicted as the mean over its 8 flips / right-angle rotations
-  (``tta_*`` keys in metrics.json, a second table in SUMMARY.md); the U-Net
-  paper averaged 7 rotated versions for its ISBI 2012 entry. Same
-  checkpoints, thresholds re-tuned by the same two rules.
+- Test-time augmentation (``paper`` and ``smoke``; ``quick`` leaves it out,
+  :data:`~keras_unets.report.scoring.EVALUATION`, as it costs 8 predictions
+  per slice for a table the report does not have): both numbers are also
+  given with each slice predicted as the mean over its 8 flips /
+  right-angle rotations (``tta_*`` keys in metrics.json, a second table in
+  SUMMARY.md); the U-Net paper averaged 7 rotated versions for its ISBI
+  2012 entry. Same checkpoints, thresholds re-tuned by the same two rules.
 - Provenance: ``provenance.json`` names the commit that evaluated; each
   arm's ``DONE.json`` (``metrics.json["arms"]``) names the commit that
   trained it, and SUMMARY.md says when they differ (a reused run).
@@ -75,13 +77,16 @@ Decisions where the report is silent (documented here and in SUMMARY.md):
   with a completed epoch (``state.json``) but no marker is resumed with
   ``train(resume=...)``, its time limit starting afresh. Evaluation, tables
   and figures are recomputed on every call (seconds to a minute).
-- Cost (``quick``, 2-core CPU, bounded by the profile's 30-minute limit per
-  training): ``unet`` 30 + 10 min, ``unetpp`` 2 x 30 min, ``unet3p`` 30 min,
-  so ``make reproduce`` takes about 2 h 15 min; ``smoke`` about 2-3 minutes
-  for everything.
+- Cost (``quick``, 2-core CPU, bounded by each network's minutes of
+  training): ``unet`` 5 + at most 1.7 min, ``unetpp`` 2 x 5.5 min, ``unet3p`` 9
+  min, so ``make reproduce`` takes under 30 minutes with the evaluation;
+  ``smoke`` about 2-3 minutes for everything. Each call records its wall
+  clock in ``results/<profile>/wall_clock.json`` and SUMMARY.md shows it
+  per experiment, arm and evaluation.
 - Inference time: overlap-tile prediction of the test slices with
   :func:`keras_unets.inference.predict_tiled`'s defaults, best of 3 timed calls
-  after a warm-up (``smoke``: a single call without warm-up, not meaningful).
+  after a warm-up (``quick``: one timed call after a warm-up; ``smoke``: a
+  single call without warm-up, not meaningful).
 - Figures again without training
   (:func:`~keras_unets.report.figures.redraw_figures`, ``keras-unets
   reproduce figures``): the figures are drawn from the histories, threshold

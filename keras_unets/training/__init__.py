@@ -15,12 +15,13 @@
 * :mod:`~keras_unets.training.run_dir`: :class:`RunDir` (every file of a run), the
   epoch commit (:class:`AtomicCheckpoint`, :func:`recover_run`) and readers.
 * :mod:`~keras_unets.training.callbacks`: :class:`ThresholdSweep`,
-  :class:`MulticlassValidation`, :class:`TimeLimit`.
+  :class:`MulticlassValidation`, :class:`TimeLimit`, :class:`EpochClock`.
 * :mod:`~keras_unets.training.schedules`: learning-rate schedules, optimizer,
   loss and compile.
 * :mod:`~keras_unets.training.loop`: :func:`train_loop`.
 """
 from keras_unets.training.callbacks import (
+    EpochClock,
     MulticlassValidation,
     ThresholdSweep,
     TimeLimit,
@@ -70,7 +71,7 @@ __all__ = [
     "train", "evaluate_run", "load_run_model", "TrainResult", "RunSlices", "RunData",
     "OptionError", "RunExistsError", "train_loop", "read_history", "load_state",
     "recover_run", "save_model_atomic", "AtomicCheckpoint", "RunDir", "RUN_TABLES",
-    "ThresholdSweep", "MulticlassValidation", "TimeLimit", "read_threshold_table",
+    "ThresholdSweep", "MulticlassValidation", "TimeLimit", "EpochClock", "read_threshold_table",
     "plot_threshold_curve", "plot_accuracy_per_epoch", "CosineTimeDecay", "cosine_time_lr",
     "make_optimizer", "make_loss", "compile_model", "LOSS_NAMES", "LR_SCHEDULES", "PROFILES",
     "PROFILE_NAMES", "CONFIG_KEYS", "RETIRED_KEYS", "TrainConfig", "format_profiles",
