@@ -57,7 +57,7 @@ logging.getLogger("tensorflow").setLevel(logging.ERROR)  # no retracing notes wh
 
 if FAST:  # CI: 4 filters, batch 2 of 64-px crops, 3 steps; the accuracy means nothing
     PROFILE, TRAIN, REPEATS = "smoke", {"epochs": 1, "steps_per_epoch": 3}, 1
-else:  # 12 filters + batch norm, batch 4 of 128-px crops, Adam 1e-3 with a cosine decay, 3 x 40 steps
+else:  # 8 filters + batch norm, batch 4 of 128-px crops, Adam 3e-3 with a cosine decay, 3 x 40 steps
     PROFILE, REPEATS = "quick", 2
     TRAIN = {"epochs": 3, "steps_per_epoch": 40, "crop": 128, "overrides": {"lr_schedule": "cosine"}}
 config = get_profile(PROFILE, "unetpp_ds")
@@ -77,7 +77,7 @@ print(f"paper UNet++ with deep supervision: {paper.count_params():,} parameters"
 del paper
 
 # %% [markdown]
-# We train the same graph slimmer: 12 base filters and batch normalisation
+# We train the same graph slimmer: 8 base filters and batch normalisation
 # (`quick` profile; 4 filters in the CI setting). One row per node X^{i,j}
 # (`x{i}_{j}`); the dense skip pathway along the top row shows in the inputs of
 # X^{0,j}: the up-sampled node below and every earlier node of level 0.

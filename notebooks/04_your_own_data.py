@@ -26,6 +26,7 @@
 # %%
 import json
 import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -41,6 +42,8 @@ from keras_unets.training import train
 FAST = os.environ.get("KERAS_UNETS_NB_FAST", "0") not in ("", "0")
 RUNS = Path(os.environ.get("KERAS_UNETS_NB_RUNS", "_runs"))  # training runs (git-ignored)
 WORK = RUNS / "own-data"  # the synthetic folders and the predictions
+for name in ("own-data", "own-binary", "own-3class"):  # a fresh run each time the notebook runs
+    shutil.rmtree(RUNS / name, ignore_errors=True)
 plt.rcParams.update({"figure.dpi": 72, "image.cmap": "gray", "axes.titlesize": 10})
 
 if FAST:  # CI: 4 filters, 2 levels, 1 epoch of 3 steps; the scores mean nothing
