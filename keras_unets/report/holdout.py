@@ -2,19 +2,20 @@
 
 Each network's main recipe is trained again on slices 0-19 only; its
 checkpoint and threshold are chosen on 20-24, and slices 25-29 are used only
-to measure. One more training per network (``quick``: 3 x 30 min);
+to measure. One more training per network (``quick``: 5, 5.5 and 9 min);
 ``networks=`` runs some of them, finished ones are reused.
 """
 import json
 
 from keras_unets.data import format_slices, parse_slices
+from keras_unets.data.splits import BLIND_SLICES
 from keras_unets.report.figures import HOLDOUT_FIGURE, draw_holdout_figure
 from keras_unets.report.markdown import markdown_table
 from keras_unets.report.paper import EXPERIMENTS, REPORT, REPORT_ACCURACY
 from keras_unets.report.provenance import check_profile, provenance, write_experiment
 from keras_unets.report.runs import (DONE_MARKER, experiment_dir, limit_kwargs, read_history,
                                      train_arm)
-from keras_unets.report.scoring import BLIND_SLICES, blind_slices, holdout_summary
+from keras_unets.report.scoring import blind_slices, holdout_summary
 from keras_unets.report.summary import HOLDOUT_HEADERS, HOLDOUT_NOTE, holdout_row
 
 #: The hold-out's networks (its arms) and their names in the table.

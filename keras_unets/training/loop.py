@@ -25,8 +25,8 @@ def train_loop(model, dataset, *, epochs, initial_epoch=0, callbacks=(), verbose
     path showed intermittent slow epochs: ``bench/bench_fit_loop.py``
     measured UNet 3+ epochs of 9.77 and 5.92 s per step through ``fit``
     against 6.59 and 6.56 s through this loop, 1.12x (U-Net) and 1.19x
-    (UNet 3+) in medians (BENCHMARKS.md). In a full 30-minute quick run the gain
-    did not show: UNet 3+ trained 6 epochs x 60 steps either way. The loop
+    (UNet 3+) in medians (BENCHMARKS.md). In a 30-minute training of UNet 3+
+    the gain did not show: UNet 3+ trained 6 epochs x 60 steps either way. The loop
     is kept because it is steadier and easier to reason about; the data
     (about 4 ms per batch) is produced between steps, not in parallel.
 
