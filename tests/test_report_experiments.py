@@ -66,9 +66,9 @@ def test_time_limit_reaches_every_arm_and_a_third_for_table1_half(tmp_path, synt
         with pytest.raises(Stop):
             runner("quick", results=tmp_path, data_dir=synthetic_isbi_dir, log=lambda m: None,
                    time_limit_minutes=3.0)
-    assert calls == [("full", 3.0, None), ("half", 1.0, 4), ("ds", 3.0, None),
+    assert calls == [("full", 3.0, None), ("half", 1.0, 5), ("ds", 3.0, None),
                      ("no_ds", 3.0, None), ("main", 3.0, None), ("unet", 3.0, None)]
     calls.clear()
-    with pytest.raises(Stop):  # no override: the profile's 4 min, a third for the half arm
+    with pytest.raises(Stop):  # no override: the profile's 5 min, a third for the half arm
         run_unet("quick", results=tmp_path, data_dir=synthetic_isbi_dir, log=lambda m: None)
-    assert calls == [("full", None, None), ("half", pytest.approx(4.0 / 3), 4)]
+    assert calls == [("full", None, None), ("half", pytest.approx(5.0 / 3), 5)]
